@@ -1,0 +1,3 @@
+"""stt-fleet Kubernetes operator for SttServer resources."""
+
+__version__ = "0.1.0"

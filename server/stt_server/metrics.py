@@ -1,0 +1,257 @@
+"""All of the server's Prometheus metrics, in one place, on an injected registry.
+
+Names keep seed 002's dashboard and alert vocabulary (``stt_active_sessions``,
+``stt_decode_pending``, ``stt_partial_drop_count``, ...) so its queries work unchanged, and add
+real histograms where the seed had to fall back to logs (decode phases, CreateSession, first
+partial, final latency). Label values always come from small fixed sets: error codes from the
+catalogue, gRPC status names, decode kinds, phases. Never session ids or API keys.
+
+Engine and servicer code call the small ``record_*`` methods below; the control plane exposes
+``registry`` on ``/metrics`` and ``snapshot()`` on ``/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+# Buckets sized for streaming speech: sub-100 ms decodes up to the 5 s final-latency SLO and past it.
+LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0)
+FAST_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.3, 0.5, 1.0, 2.5)
+RTF_BUCKETS: Final = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+DECODE_PHASES: Final = ("buffer_wait", "queue_wait", "inference", "response_emit", "total")
+DECODE_KINDS: Final = ("partial", "final", "offline")
+RATE_LIMIT_KINDS: Final = ("sessions_per_key", "requests_per_key", "stream_buffer", "total_buffer", "decode_queue")
+SPEECH_EVENTS: Final = ("speech_begin", "speech_end", "end_of_single_utterance")
+
+
+def hashed_stream_key(session_id: str) -> str:
+    """A short, stable, non-reversible key for per-stream gauges (never the raw session id)."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class DecodeTiming:
+    """Seconds spent in each phase of one decode (seed 000's decode timing breakdown)."""
+
+    buffer_wait: float
+    queue_wait: float
+    inference: float
+    response_emit: float
+
+    @property
+    def total(self) -> float:
+        return self.buffer_wait + self.queue_wait + self.inference + self.response_emit
+
+
+class _SeedCounters(Collector):
+    """Counters under seed 002's exact, flattened names (``stt_partial_drop_count``,
+    ``stt_rate_limit_blocks_<limit>``, ``stt_error_counts_<status>``, ...).
+
+    prometheus_client appends ``_total`` to every counter sample; the seed's dashboards and alerts
+    query the bare names, so these are emitted by hand, typed ``counter``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, float] = {}
+
+    def inc(self, name: str, amount: float = 1.0) -> None:
+        with self._lock:
+            self._values[name] = self._values.get(name, 0.0) + amount
+
+    def declare(self, name: str) -> None:
+        with self._lock:
+            self._values.setdefault(name, 0.0)
+
+    def values(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._values)
+
+    def collect(self) -> list[Metric]:
+        families = []
+        for name, value in sorted(self.values().items()):
+            family = Metric(name, f"{name} (seed 002 name)", "counter")
+            family.add_sample(name, {}, value)
+            families.append(family)
+        return families
+
+
+class _StreamBufferGauges(Collector):
+    """``stt_stream_buffer_bytes_<hash>``: seed 002's per-stream buffer gauges, one per open stream."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, int] = {}
+
+    def set(self, key: str, nbytes: int) -> None:
+        with self._lock:
+            if nbytes < 0:
+                self._values.pop(key, None)
+            else:
+                self._values[key] = nbytes
+
+    def values(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+    def collect(self) -> list[Metric]:
+        families = []
+        for key, value in sorted(self.values().items()):
+            name = f"stt_stream_buffer_bytes_{key}"
+            family = Metric(name, "Audio bytes buffered by one stream (hashed key)", "gauge")
+            family.add_sample(name, {}, float(value))
+            families.append(family)
+        return families
+
+
+class ServerMetrics:
+    """Every metric the server exports, registered on ``registry`` (a fresh one per test)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self._lock = threading.Lock()
+        self._stream_buffers: dict[str, int] = {}
+        self._decode_latency_max = 0.0
+        self._rtf_max = 0.0
+
+        # Traffic
+        self.active_sessions = Gauge("stt_active_sessions", "Sessions currently open", registry=r)
+        self.active_streams = Gauge("stt_active_streams", "StreamingRecognize calls in progress", registry=r)
+        self.sessions_created = Counter("stt_sessions_created", "CreateSession calls that succeeded", registry=r)
+        self.streams_started = Counter("stt_streams_started", "StreamingRecognize calls started", registry=r)
+        self.recognize_requests = Counter("stt_recognize_requests", "Unary Recognize calls", registry=r)
+        self.api_key_sessions = Gauge(
+            "stt_api_key_sessions", "Open sessions per API key (hashed key id)", ["key_id"], registry=r
+        )
+
+        # Performance: seed 002 names (sums, counts and maxima) ...
+        self.seed = _SeedCounters()
+        for name in ("stt_decode_latency_total", "stt_decode_latency_count", "stt_rtf_total", "stt_rtf_count",
+                     "stt_partial_drop_count", "stt_decode_orphaned", "stt_decode_cancelled"):
+            self.seed.declare(name)
+        for limit in RATE_LIMIT_KINDS:
+            self.seed.declare(f"stt_rate_limit_blocks_{limit}")
+        r.register(self.seed)
+        self.decode_latency_max = Gauge("stt_decode_latency_max", "Largest total decode seconds seen", registry=r)
+        self.rtf_max = Gauge("stt_rtf_max", "Largest per-decode real-time factor seen", registry=r)
+        # ... and real histograms, so P50/P95/P99 come from PromQL.
+        self.decode_phase_seconds = Histogram(
+            "stt_decode_phase_seconds",
+            "Seconds per decode phase (buffer_wait, queue_wait, inference, response_emit, total)",
+            ["phase", "kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.decode_rtf = Histogram(
+            "stt_decode_rtf", "Inference seconds per second of audio", ["kind"], buckets=RTF_BUCKETS, registry=r
+        )
+        self.decode_batch_size = Histogram(
+            "stt_decode_batch_size", "Streams decoded together in one model call",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16), registry=r,
+        )
+        self.create_session_seconds = Histogram(
+            "stt_create_session_seconds", "CreateSession handling time", buckets=FAST_BUCKETS, registry=r
+        )
+        self.first_partial_seconds = Histogram(
+            "stt_first_partial_latency_seconds",
+            "Speech start (audio time) to first partial sent (wall time, audio-clock aligned)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.final_seconds = Histogram(
+            "stt_final_latency_seconds",
+            "Utterance end (audio time) to its final result sent (wall time, audio-clock aligned)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+        # Quality / shedding (partial drops, orphans and cancels are seed counters above)
+        self.results = Counter("stt_results", "Results sent to clients", ["kind"], registry=r)
+        self.vad_triggers = Counter("stt_vad_triggers", "VAD speech events", ["event"], registry=r)
+        self.vad_active_utterances = Gauge("stt_vad_active_utterances", "Utterances currently open", registry=r)
+
+        # Resources / limits
+        self.decode_pending = Gauge("stt_decode_pending", "Decodes queued or running", registry=r)
+        self.decode_pending_cap = Gauge("stt_decode_pending_cap", "Configured decode queue cap", registry=r)
+        self.buffer_bytes_total = Gauge("stt_buffer_bytes_total", "Audio bytes buffered across streams", registry=r)
+        self.max_total_buffer_bytes = Gauge(
+            "stt_max_total_buffer_bytes", "Configured global buffer cap (max_total_buffer_bytes)", registry=r
+        )
+        self.max_sessions = Gauge("stt_max_sessions", "Configured max_sessions", registry=r)
+        self.stream_buffers_collector = _StreamBufferGauges()
+        r.register(self.stream_buffers_collector)
+        self.rate_limit_blocks = Counter(
+            "stt_rate_limit_blocks", "Requests refused by a limit", ["limit"], registry=r
+        )
+        self.session_limit_rejects = Counter(
+            "stt_session_limit_rejects", "Sessions refused by max_sessions (ERR1011)", registry=r
+        )
+        self.errors = Counter(
+            "stt_errors", "Errors returned, by catalogue code and gRPC status", ["code", "grpc_status"],
+            registry=r,
+        )
+        self.grpc_requests = Counter(
+            "stt_grpc_requests", "gRPC calls finished, by method and status", ["method", "grpc_status"], registry=r
+        )
+
+        # State
+        self.model_loaded = Gauge("stt_model_loaded", "1 when the Whisper model is loaded", registry=r)
+        self.ready = Gauge("stt_ready", "1 when accepting new sessions (not loading, not draining)", registry=r)
+        self.draining = Gauge("stt_draining", "1 while draining for shutdown", registry=r)
+
+    # --- recording helpers called from the engine and the servicer -------------------------------
+
+    def record_decode(self, *, kind: str, timing: DecodeTiming, audio_seconds: float, batch_size: int = 1) -> None:
+        """One finished decode: phase histograms, seed-002 sums/max, RTF."""
+        for phase in DECODE_PHASES:
+            self.decode_phase_seconds.labels(phase=phase, kind=kind).observe(getattr(timing, phase))
+        total = timing.total
+        self.seed.inc("stt_decode_latency_total", total)
+        self.seed.inc("stt_decode_latency_count")
+        self.decode_batch_size.observe(batch_size)
+        with self._lock:
+            self._decode_latency_max = max(self._decode_latency_max, total)
+            self.decode_latency_max.set(self._decode_latency_max)
+        if audio_seconds > 0:
+            rtf = timing.inference / audio_seconds
+            self.seed.inc("stt_rtf_total", rtf)
+            self.seed.inc("stt_rtf_count")
+            self.decode_rtf.labels(kind=kind).observe(rtf)
+            with self._lock:
+                self._rtf_max = max(self._rtf_max, rtf)
+                self.rtf_max.set(self._rtf_max)
+
+    def record_partial_dropped(self) -> None:
+        self.seed.inc("stt_partial_drop_count")
+
+    def record_decode_orphaned(self) -> None:
+        self.seed.inc("stt_decode_orphaned")
+
+    def record_decode_cancelled(self, count: int = 1) -> None:
+        self.seed.inc("stt_decode_cancelled", count)
+
+    def record_error(self, *, code: str, grpc_status: str) -> None:
+        """An error sent to a client: ``code`` from the catalogue, ``grpc_status`` like ``RESOURCE_EXHAUSTED``."""
+        self.errors.labels(code=code, grpc_status=grpc_status).inc()
+        self.seed.inc(f"stt_error_counts_{grpc_status.lower()}")
+
+    def record_rate_limit_block(self, limit: str) -> None:
+        """A request refused by ``limit``, one of ``RATE_LIMIT_KINDS``."""
+        self.rate_limit_blocks.labels(limit=limit).inc()
+        self.seed.inc(f"stt_rate_limit_blocks_{limit}")
+
+    def set_stream_buffer(self, session_id: str, nbytes: int) -> None:
+        """Per-stream buffer gauge; ``nbytes < 0`` removes the stream's series."""
+        self.stream_buffers_collector.set(hashed_stream_key(session_id), nbytes)
+
+    def stream_buffers(self) -> dict[str, int]:
+        return self.stream_buffers_collector.values()
