@@ -1,0 +1,206 @@
+"""The error catalogue: every rejection the server makes, with a stable code.
+
+Each ``ErrorCode`` maps to exactly one gRPC status, a message template and a retry hint (seconds,
+``None`` when retrying the same request cannot help). ``SttError`` carries a code plus the details
+that fill its template; the servicer turns it into a gRPC status with trailing metadata
+``stt-error-code`` and ``stt-retry-after-sec``. ``docs/errors.md`` lists the same table (a test
+keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+import grpc
+
+if TYPE_CHECKING:
+    from stt_server.metrics import ServerMetrics
+
+ERROR_CODE_KEY: Final = "stt-error-code"
+RETRY_AFTER_KEY: Final = "stt-retry-after-sec"
+
+
+class ErrorCode(str, enum.Enum):
+    """Stable codes clients may switch on; never renumber one."""
+
+    INVALID_FIRST_MESSAGE = "ERR1001"
+    AUDIO_BEFORE_CONFIG = "ERR1002"
+    ODD_BYTE_COUNT = "ERR1003"
+    UNSUPPORTED_AUDIO = "ERR1004"
+    MESSAGE_TOO_LARGE = "ERR1005"
+    STREAM_TOO_LONG = "ERR1006"
+    EMPTY_STREAM = "ERR1007"
+    UNKNOWN_SESSION = "ERR1008"
+    EXPIRED_SESSION = "ERR1009"
+    SESSION_IN_USE = "ERR1010"
+    MAX_SESSIONS = "ERR1011"
+    API_KEY_SESSION_CAP = "ERR1012"
+    API_KEY_RATE_LIMIT = "ERR1013"
+    STREAM_BUFFER_FULL = "ERR1014"
+    TOTAL_BUFFER_FULL = "ERR1015"
+    DECODE_QUEUE_FULL = "ERR1016"
+    IDLE_TIMEOUT = "ERR1017"
+    MISSING_API_KEY = "ERR1018"
+    INVALID_API_KEY = "ERR1019"
+    DRAINING = "ERR1020"
+    NOT_READY = "ERR1021"
+    INVALID_CONFIG = "ERR1022"
+    INVALID_AUDIO = "ERR1023"
+    MODEL_ERROR = "ERR1030"
+    INTERNAL = "ERR1099"
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """What one code means on the wire."""
+
+    status: grpc.StatusCode
+    template: str
+    retry_after_sec: float | None
+    summary: str
+
+
+_S = grpc.StatusCode
+CATALOGUE: Final[dict[ErrorCode, CatalogueEntry]] = {
+    ErrorCode.INVALID_FIRST_MESSAGE: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "first message must carry session_id or streaming_config, got {got}", None,
+        "The first StreamingRecognize message was neither a session id nor a config."),
+    ErrorCode.AUDIO_BEFORE_CONFIG: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "audio_content arrived before session_id or streaming_config", None,
+        "Audio was sent as the first StreamingRecognize message."),
+    ErrorCode.ODD_BYTE_COUNT: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "LINEAR16 audio needs whole samples; message {index} has {nbytes} bytes", None,
+        "A LINEAR16 message held a byte count that is not a whole number of samples."),
+    ErrorCode.UNSUPPORTED_AUDIO: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "unsupported audio: {reason}", None,
+        "Encoding, sample rate or channel count the server does not accept."),
+    ErrorCode.MESSAGE_TOO_LARGE: CatalogueEntry(
+        _S.RESOURCE_EXHAUSTED, "message of {nbytes} bytes exceeds max_message_bytes={limit}", None,
+        "A request message was larger than server.max_message_bytes."),
+    ErrorCode.STREAM_TOO_LONG: CatalogueEntry(
+        _S.OUT_OF_RANGE, "stream exceeded max_stream_duration_sec={limit} of audio", None,
+        "A StreamingRecognize call sent more audio than server.max_stream_duration_sec."),
+    ErrorCode.EMPTY_STREAM: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "{what} carried no audio", None,
+        "A stream or Recognize request ended without any audio."),
+    ErrorCode.UNKNOWN_SESSION: CatalogueEntry(
+        _S.NOT_FOUND, "unknown session_id {session_id}", None,
+        "The session id was never issued by this server (or was already used)."),
+    ErrorCode.EXPIRED_SESSION: CatalogueEntry(
+        _S.NOT_FOUND, "session {session_id} expired after session_ttl_sec={ttl}", None,
+        "The session was not used within limits.session_ttl_sec; create a new one."),
+    ErrorCode.SESSION_IN_USE: CatalogueEntry(
+        _S.FAILED_PRECONDITION, "session {session_id} is already streaming", None,
+        "A second StreamingRecognize call named a session that is already streaming."),
+    ErrorCode.MAX_SESSIONS: CatalogueEntry(
+        _S.RESOURCE_EXHAUSTED, "max sessions reached ({limit})", 5.0,
+        "limits.max_sessions sessions are open; retry later or on another replica."),
+    ErrorCode.API_KEY_SESSION_CAP: CatalogueEntry(
+        _S.RESOURCE_EXHAUSTED, "this API key already holds max_sessions_per_api_key={limit} sessions", 5.0,
+        "The API key holds limits.max_sessions_per_api_key open sessions."),
+    ErrorCode.API_KEY_RATE_LIMIT: CatalogueEntry(
+        _S.RESOURCE_EXHAUSTED, "rate limit of {limit} requests per minute for this API key", 1.0,
+        "The API key exceeded limits.requests_per_minute_per_api_key."),
+    ErrorCode.STREAM_BUFFER_FULL: CatalogueEntry(
+        _S.RESOURCE_EXHAUSTED, "stream buffer full ({limit} bytes); send audio no faster than real time", 1.0,
+        "The stream buffered more than limits.max_stream_buffer_bytes of unprocessed audio."),
+    ErrorCode.TOTAL_BUFFER_FULL: CatalogueEntry(
+        _S.RESOURCE_EXHAUSTED, "server audio buffers full ({limit} bytes)", 2.0,
+        "All streams together buffered more than limits.max_total_buffer_bytes."),
+    ErrorCode.DECODE_QUEUE_FULL: CatalogueEntry(
+        _S.RESOURCE_EXHAUSTED, "decode queue full ({limit} pending)", 1.0,
+        "limits.max_decode_pending decodes are queued; a final could not be scheduled."),
+    ErrorCode.IDLE_TIMEOUT: CatalogueEntry(
+        _S.DEADLINE_EXCEEDED, "no audio for session_idle_timeout_sec={limit}", None,
+        "The stream sent no message for limits.session_idle_timeout_sec."),
+    ErrorCode.MISSING_API_KEY: CatalogueEntry(
+        _S.UNAUTHENTICATED, "an API key is required (metadata x-api-key)", None,
+        "The server has API keys configured and the call carried none."),
+    ErrorCode.INVALID_API_KEY: CatalogueEntry(
+        _S.UNAUTHENTICATED, "invalid API key", None,
+        "The API key does not match any configured key."),
+    ErrorCode.DRAINING: CatalogueEntry(
+        _S.UNAVAILABLE, "server is draining for shutdown", 1.0,
+        "The server is shutting down and accepts no new sessions or streams."),
+    ErrorCode.NOT_READY: CatalogueEntry(
+        _S.UNAVAILABLE, "server is not ready: {reason}", 5.0,
+        "The model is still loading (or failed to load)."),
+    ErrorCode.INVALID_CONFIG: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "invalid recognition config: {reason}", None,
+        "A recognition config field has a value the server cannot honour."),
+    ErrorCode.INVALID_AUDIO: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "invalid audio: {reason}", None,
+        "The audio could not be decoded (bad WAV header, not 16-bit PCM, ...)."),
+    ErrorCode.MODEL_ERROR: CatalogueEntry(
+        _S.INTERNAL, "model error: {reason}", 1.0,
+        "The Whisper model failed on this audio."),
+    ErrorCode.INTERNAL: CatalogueEntry(
+        _S.INTERNAL, "internal error: {reason}", None,
+        "An unexpected server error; the server logs carry the details."),
+}
+
+
+class _LenientDetails(dict[str, Any]):
+    """Leaves a placeholder readable when a caller did not supply that detail."""
+
+    def __missing__(self, key: str) -> str:
+        return f"<{key}>"
+
+
+class SttError(Exception):
+    """A catalogued rejection; ``details`` fill the message template."""
+
+    def __init__(self, code: ErrorCode, *, retry_after_sec: float | None = None, **details: Any) -> None:
+        self.code = code
+        self.entry = CATALOGUE[code]
+        self.details = details
+        self.retry_after_sec = retry_after_sec if retry_after_sec is not None else self.entry.retry_after_sec
+        super().__init__(self.message)
+
+    @property
+    def status(self) -> grpc.StatusCode:
+        return self.entry.status
+
+    @property
+    def message(self) -> str:
+        return f"{self.code.value}: {self.entry.template.format_map(_LenientDetails(self.details))}"
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        """``stt-error-code`` always, ``stt-retry-after-sec`` when a retry makes sense."""
+        pairs = [(ERROR_CODE_KEY, self.code.value)]
+        if self.retry_after_sec is not None:
+            pairs.append((RETRY_AFTER_KEY, f"{self.retry_after_sec:g}"))
+        return tuple(pairs)
+
+
+def record(error: SttError, metrics: ServerMetrics | None) -> None:
+    """Count one error sent to a client."""
+    if metrics is not None:
+        metrics.record_error(code=error.code.value, grpc_status=error.status.name)
+
+
+async def abort(
+    context: grpc.aio.ServicerContext,
+    error: SttError,
+    *,
+    metrics: ServerMetrics | None,
+    extra_metadata: Sequence[tuple[str, str]] = (),
+) -> NoReturn:
+    """End the call with ``error``: its status, message and trailing metadata (plus ``extra_metadata``)."""
+    record(error, metrics)
+    await context.abort(error.status, error.message, trailing_metadata=(*extra_metadata, *error.trailing_metadata()))
+    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+def from_rpc_error(error: grpc.RpcError) -> tuple[str | None, str]:
+    """Client side: the catalogue code (or ``None``) and the message of a failed call."""
+    code = None
+    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key == ERROR_CODE_KEY:
+            code = str(value)
+    details = error.details() if hasattr(error, "details") else str(error)
+    return code, details or ""
