@@ -136,11 +136,8 @@ def stabilize(
             up_recommendation = min(rec.value, up_recommendation)
         if rec.at > down_cutoff:
             down_recommendation = max(rec.value, down_recommendation)
-    recommendation = current
-    if recommendation < up_recommendation:
-        recommendation = up_recommendation
-    if recommendation > down_recommendation:
-        recommendation = down_recommendation
+    # Bring the current size within [lowest of the up window, highest of the down window].
+    recommendation = min(max(current, up_recommendation), down_recommendation)
     # Samples older than both windows can never matter again (the controller recycles their slot).
     kept = tuple(r for r in history.recommendations if r.at >= up_cutoff or r.at >= down_cutoff)
     new_history = History(

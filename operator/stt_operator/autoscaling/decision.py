@@ -15,7 +15,7 @@ ignored, except that on a scale-up they count as 0 (`scaleUpWithUnready`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from stt_operator.autoscaling.behavior import Behavior, History, TimedValue, normalize
@@ -45,7 +45,7 @@ class AutoscalingPolicy:
     max_replicas: int
     target_decode_pending: float
     target_active_sessions: float | None = None
-    behavior: Behavior = Behavior()
+    behavior: Behavior = field(default_factory=Behavior)
     tolerance: float = DEFAULT_TOLERANCE
 
     def __post_init__(self) -> None:

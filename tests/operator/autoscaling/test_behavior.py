@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from stt_operator.autoscaling.behavior import (
     DEFAULT_SCALE_DOWN,
     DEFAULT_SCALE_UP,

@@ -8,7 +8,6 @@ case says so, so that a case can only pass if the rule itself is implemented.
 from __future__ import annotations
 
 import pytest
-
 from stt_operator.autoscaling.behavior import Behavior, History, TimedValue
 from stt_operator.autoscaling.decision import (
     AutoscalingPolicy,
@@ -33,35 +32,35 @@ CASES = [
      pods(8, 8), 2, 4.0, 4),
     ("scale down by the same formula: ceil(0.25 * 4) = 1",
      pods(1, 1, 1, 1), 4, 4.0, 1),
-    ("if the ratio is sufficiently close to 1.0 (within a globally-configurable tolerance, 0.1 by default), "
-     "the control plane skips any scaling action",
+    (("if the ratio is sufficiently close to 1.0 (within a globally-configurable tolerance, 0.1 by default), "
+     "the control plane skips any scaling action"),
      pods(4.4, 4.4), 2, 4.0, 2),
     ("just outside the 10% tolerance, the formula applies: ceil(1.125 * 2) = 3",
      pods(4.5, 4.5), 2, 4.0, 3),
-    ("Pods with a deletion timestamp set (objects in the process of being shut down) are ignored "
-     "(counting the deleting idle pod would give 3)",
+    (("Pods with a deletion timestamp set (objects in the process of being shut down) are ignored "
+     "(counting the deleting idle pod would give 3)"),
      pods(8, 8, deleting=1), 3, 4.0, 4),
-    ("if any pod has yet to become ready ... set aside; on a scale-down unready pods are ignored "
-     "(assuming them at target would give 2)",
+    (("if any pod has yet to become ready ... set aside; on a scale-down unready pods are ignored "
+     "(assuming them at target would give 2)"),
      pods(1, 1, unready=1), 3, 4.0, 1),
-    ("if the ratio says scale up, unready pods are assumed to consume 0; if that reverses the scale "
-     "direction, do not scale (ignoring them would give 3)",
+    (("if the ratio says scale up, unready pods are assumed to consume 0; if that reverses the scale "
+     "direction, do not scale (ignoring them would give 3)"),
      pods(5, 5, unready=2), 4, 4.0, 4),
-    ("if the ratio says scale down, missing-metric pods are assumed to consume 100% of the target "
-     "(ignoring them would give 0)",
+    (("if the ratio says scale down, missing-metric pods are assumed to consume 100% of the target "
+     "(ignoring them would give 0)"),
      pods(0, 0, None), 3, 4.0, 1),
     ("missing pods at 100% on a scale-down: ceil(0.75 * 2) = 2, no change (ignoring them would give 1)",
      pods(2, None), 2, 4.0, 2),
-    ("if the ratio says scale up, missing-metric pods are assumed to consume 0; if that reverses the "
-     "direction, do not scale (ignoring them would give 3)",
+    (("if the ratio says scale up, missing-metric pods are assumed to consume 0; if that reverses the "
+     "direction, do not scale (ignoring them would give 3)"),
      pods(5, 5, None, None), 4, 4.0, 4),
-    ("after assuming missing pods at 0, if the new ratio lands within the tolerance, do not scale "
-     "(ignoring them would give 5)",
+    (("after assuming missing pods at 0, if the new ratio lands within the tolerance, do not scale "
+     "(ignoring them would give 5)"),
      pods(8.6, 8.6, None, None), 4, 4.0, 4),
     ("Pods answering /health unhealthy count as missing metrics: assumed 0 on a scale-up",
      pods(8.6, 8.6, unhealthy=2), 4, 4.0, 4),
-    ("if the count of pods considered would reverse the direction of the change, keep the current count "
-     "(ceil(2 * 3) = 6 < 10 while the ratio says scale up)",
+    (("if the count of pods considered would reverse the direction of the change, keep the current count "
+     "(ceil(2 * 3) = 6 < 10 while the ratio says scale up)"),
      pods(12, 12, None), 10, 4.0, 10),
     ("with missing pods and a genuine scale-up: ceil(newRatio * len(metrics)) = ceil(1.667 * 3) = 5",
      pods(10, 10, None), 3, 4.0, 5),
