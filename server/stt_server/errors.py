@@ -49,6 +49,7 @@ class ErrorCode(str, enum.Enum):
     NOT_READY = "ERR1021"
     INVALID_CONFIG = "ERR1022"
     INVALID_AUDIO = "ERR1023"
+    UNEXPECTED_MESSAGE = "ERR1024"
     MODEL_ERROR = "ERR1030"
     INTERNAL = "ERR1099"
 
@@ -134,6 +135,9 @@ CATALOGUE: Final[dict[ErrorCode, CatalogueEntry]] = {
     ErrorCode.INVALID_AUDIO: CatalogueEntry(
         _S.INVALID_ARGUMENT, "invalid audio: {reason}", None,
         "The audio could not be decoded (bad WAV header, not 16-bit PCM, ...)."),
+    ErrorCode.UNEXPECTED_MESSAGE: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "only audio_content may follow the first message; message {index} carried {got}", None,
+        "A StreamingRecognize message after the first one carried a session id or a config."),
     ErrorCode.MODEL_ERROR: CatalogueEntry(
         _S.INTERNAL, "model error: {reason}", 1.0,
         "The Whisper model failed on this audio."),

@@ -1,0 +1,1 @@
+"""Server-side audio capture (``storage.persist_audio``): one WAV per session, with retention."""

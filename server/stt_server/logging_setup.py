@@ -1,0 +1,100 @@
+"""Structured logs: one JSON object per line (or console text), tagged with the call's ids.
+
+``session_id`` and ``request_id`` live in context variables, set once per gRPC call with
+``log_context``; every record logged inside that call carries them without passing them around.
+API keys and audio are never put into a log record by the server, and the formatter only emits the
+fields listed here plus ``extra=`` fields the code chose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from typing import Final, TextIO
+
+_SESSION_ID: Final = contextvars.ContextVar[str | None]("stt_session_id", default=None)
+_REQUEST_ID: Final = contextvars.ContextVar[str | None]("stt_request_id", default=None)
+# Attributes every LogRecord has; anything else was passed with ``extra=`` and is emitted as a field.
+_STANDARD_ATTRS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+@contextlib.contextmanager
+def log_context(*, session_id: str | None = None, request_id: str | None = None) -> Iterator[None]:
+    """Tag every record logged inside the block (and tasks started from it) with these ids."""
+    tokens = []
+    if session_id is not None:
+        tokens.append((_SESSION_ID, _SESSION_ID.set(session_id)))
+    if request_id:
+        tokens.append((_REQUEST_ID, _REQUEST_ID.set(request_id)))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def set_log_ids(*, session_id: str | None = None, request_id: str | None = None) -> None:
+    """Set the ids for the rest of the current task (a gRPC call runs in its own task)."""
+    if session_id is not None:
+        _SESSION_ID.set(session_id)
+    if request_id:
+        _REQUEST_ID.set(request_id)
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "session_id"):
+            record.session_id = _SESSION_ID.get()
+        if not hasattr(record, "request_id"):
+            record.request_id = _REQUEST_ID.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "msg", "session_id", "request_id", ...extra}`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, object] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and value is not None:
+                payload[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload, ensure_ascii=False)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Human-readable line with the ids appended when known."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = [f"{key}={getattr(record, key)}" for key in ("session_id", "request_id") if getattr(record, key, None)]
+        return f"{line} [{' '.join(ids)}]" if ids else line
+
+
+def configure_logging(*, fmt: str = "json", level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Install one handler on the root logger (replacing earlier ones from this function)."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    handler.addFilter(_ContextFilter())
+    handler.set_name("stt-server")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "stt-server"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # grpc/aiohttp access chatter is not ours to keep at INFO
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
