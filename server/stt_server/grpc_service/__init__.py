@@ -1,0 +1,1 @@
+"""The gRPC edge: servicer, session registry, API keys, rate limits, health and reflection."""

@@ -1,0 +1,67 @@
+"""A stream's incoming messages, read by a background task so waits can time out and be interrupted.
+
+Waiting on the request iterator directly cannot enforce the idle timeout without cancelling a gRPC
+read mid-way; reading into a small queue lets the consumer wait with a timeout, and lets a drain
+end the input early (``stop``) so the stream finalises instead of being cut off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Final, Generic, TypeVar
+
+from stt_server.errors import ErrorCode, SttError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_END: Final = object()
+_QUEUE_DEPTH: Final = 8  # bounded, so a fast client is slowed by gRPC flow control rather than memory
+
+
+class Inbox(Generic[T]):
+    """Messages of one call in order; ``next`` returns ``None`` once the input ended or was stopped."""
+
+    def __init__(self, requests: AsyncIterator[T], *, idle_timeout_sec: float) -> None:
+        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=_QUEUE_DEPTH)
+        self._idle_timeout_sec = idle_timeout_sec
+        self._stopped = False
+        self._reader = asyncio.create_task(self._read(requests), name="stt-inbox-reader")
+
+    async def _read(self, requests: AsyncIterator[T]) -> None:
+        try:
+            async for request in requests:
+                await self._queue.put(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the call broke (client gone): to the consumer that is end of input
+            log.debug("request stream ended with %s", type(exc).__name__)
+        await self._queue.put(_END)
+
+    async def next(self) -> T | None:
+        """The next message; ``None`` at end of input; ERR1017 after the idle timeout."""
+        if self._stopped:
+            return None
+        try:
+            item = await asyncio.wait_for(self._queue.get(), timeout=self._idle_timeout_sec)
+        except TimeoutError:
+            raise SttError(ErrorCode.IDLE_TIMEOUT, limit=f"{self._idle_timeout_sec:g}") from None
+        if item is _END or self._stopped:
+            self._stopped = True
+            return None
+        return item  # type: ignore[return-value]
+
+    def stop(self) -> None:
+        """End the input early (drain): the consumer's next ``next`` returns ``None``."""
+        self._stopped = True
+        # wake a consumer blocked in next(); a full queue means it is not blocked
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(_END)
+
+    async def close(self) -> None:
+        """Stop reading and wait for the reader task to end."""
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._reader

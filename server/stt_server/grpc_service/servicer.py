@@ -1,0 +1,302 @@
+"""``sttfleet.v1.SpeechToText``: sessions, streaming and offline recognition over gRPC.
+
+The handlers stay thin: admission (auth, rate limit, serving state), wire parsing and conversion
+live in pure helpers next door; the engine does the recognition. Every failure becomes a catalogue
+error with its status and trailing metadata; every ``StreamingRecognize`` ends with the decode timing
+trailers, errors included; and whatever way a stream ends (finished, failed, client gone, drained)
+its recognizer is closed and its session released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+import grpc
+
+from stt_server import __version__
+from stt_server.capture.storage import AudioCapture
+from stt_server.config import ServerConfig
+from stt_server.engine.audio import SUPPORTED_RATES
+from stt_server.engine.types import RecognitionResult
+from stt_server.errors import ErrorCode, SttError, abort, record
+from stt_server.grpc_service import stream_config
+from stt_server.grpc_service.audio_input import StreamAudioDecoder, decode_whole
+from stt_server.grpc_service.auth import ApiKeyAuthenticator, Principal
+from stt_server.grpc_service.inbox import Inbox
+from stt_server.grpc_service.rate_limit import RateLimiter
+from stt_server.grpc_service.responses import result_message, stream_response, timing_metadata
+from stt_server.grpc_service.sessions import Session, SessionRegistry
+from stt_server.grpc_service.state import ServingState
+from stt_server.grpc_service.streaming import StreamRun
+from stt_server.logging_setup import set_log_ids
+from stt_server.metrics import ServerMetrics
+from stt_server.proto_gen import stt_pb2, stt_pb2_grpc
+
+log = logging.getLogger(__name__)
+_Request = stt_pb2.StreamingRecognizeRequest
+
+
+class EngineLike(Protocol):
+    """The parts of ``stt_server.engine.Engine`` the servicer uses (a fake in tests)."""
+
+    loaded: bool
+
+    def open_stream(self, *, session_id: str, options: Any) -> Any: ...
+    async def recognize(self, audio: Any, *, options: Any) -> list[RecognitionResult]: ...
+    def info(self) -> dict[str, Any]: ...
+
+
+def internal_error(exc: BaseException) -> SttError:
+    """An unexpected exception as a catalogue error (details stay in the server log)."""
+    return SttError(ErrorCode.INTERNAL, reason=type(exc).__name__)
+
+
+class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
+    """One instance per server; holds no per-call state."""
+
+    def __init__(
+        self,
+        *,
+        config: ServerConfig,
+        engine: EngineLike,
+        metrics: ServerMetrics,
+        state: ServingState,
+        authenticator: ApiKeyAuthenticator,
+        capture: AudioCapture | None = None,
+    ) -> None:
+        self._config = config
+        self._engine = engine
+        self._metrics = metrics
+        self._state = state
+        self._auth = authenticator
+        self._capture = capture
+        self.sessions = SessionRegistry(config.limits, metrics=metrics)
+        self._rate = RateLimiter(requests_per_minute=config.limits.requests_per_minute_per_api_key)
+        self.streams: set[StreamRun] = set()
+        self._streams_idle = asyncio.Event()
+        self._streams_idle.set()
+
+    # --- admission -------------------------------------------------------------------------------
+
+    def _admit(self, context: grpc.aio.ServicerContext, *, rate_limited: bool = True) -> Principal:
+        principal = self._auth.authenticate(context.invocation_metadata())
+        if rate_limited:
+            try:
+                self._rate.acquire(principal.key_id)
+            except SttError:
+                self._metrics.record_rate_limit_block("requests_per_key")
+                raise
+        self._state.check_accepting()
+        return principal
+
+    def _finish(self, method: str, status: grpc.StatusCode) -> None:
+        self._metrics.grpc_requests.labels(method=method, grpc_status=status.name).inc()
+
+    # --- unary calls -----------------------------------------------------------------------------
+
+    async def CreateSession(
+        self, request: stt_pb2.CreateSessionRequest, context: grpc.aio.ServicerContext
+    ) -> stt_pb2.CreateSessionResponse:
+        started = time.perf_counter()
+        try:
+            principal = self._admit(context)
+            session_config = stream_config.parse_streaming_config(request.streaming_config, self._config)
+            set_log_ids(request_id=session_config.request_id)
+            session = self.sessions.create(key_id=principal.key_id, config=session_config)
+        except SttError as exc:
+            self._finish("CreateSession", exc.status)
+            await abort(context, exc, metrics=self._metrics)
+        set_log_ids(session_id=session.session_id)
+        log.info("Created session_id=%s", session.session_id, extra={"key_id": principal.key_id})
+        self._metrics.sessions_created.inc()
+        self._metrics.create_session_seconds.observe(time.perf_counter() - started)
+        self._finish("CreateSession", grpc.StatusCode.OK)
+        return stt_pb2.CreateSessionResponse(
+            session_id=session.session_id,
+            expires_in_sec=self._config.limits.session_ttl_sec,
+            limits=stream_config.limits_message(self._config),
+            request_id=session_config.request_id,
+        )
+
+    async def Recognize(
+        self, request: stt_pb2.RecognizeRequest, context: grpc.aio.ServicerContext
+    ) -> stt_pb2.RecognizeResponse:
+        try:
+            self._admit(context)
+            self._metrics.recognize_requests.inc()
+            session_config = stream_config.parse_recognition_config(request.config, self._config)
+            set_log_ids(request_id=session_config.request_id)
+            if request.ByteSize() > self._config.server.max_message_bytes:
+                raise SttError(ErrorCode.MESSAGE_TOO_LARGE, nbytes=request.ByteSize(),
+                               limit=self._config.server.max_message_bytes)
+            audio = decode_whole(request.audio_content, session_config.audio,
+                                 max_duration_sec=self._config.server.max_stream_duration_sec)
+            if audio.size == 0:
+                raise SttError(ErrorCode.EMPTY_STREAM, what="Recognize request")
+            results = await self._engine.recognize(audio, options=session_config.options)
+        except SttError as exc:
+            self._finish("Recognize", exc.status)
+            await abort(context, exc, metrics=self._metrics)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("Recognize failed")
+            error = internal_error(exc)
+            self._finish("Recognize", error.status)
+            await abort(context, error, metrics=self._metrics)
+        self._finish("Recognize", grpc.StatusCode.OK)
+        return stt_pb2.RecognizeResponse(
+            results=[result_message(r) for r in results],
+            audio_duration_sec=audio.size / stream_config.TARGET_RATE,
+            request_id=session_config.request_id,
+        )
+
+    async def GetServerInfo(
+        self, request: stt_pb2.GetServerInfoRequest, context: grpc.aio.ServicerContext
+    ) -> stt_pb2.GetServerInfoResponse:
+        try:
+            self._auth.authenticate(context.invocation_metadata())
+        except SttError as exc:
+            self._finish("GetServerInfo", exc.status)
+            await abort(context, exc, metrics=self._metrics)
+        info = self._engine.info()
+        self._finish("GetServerInfo", grpc.StatusCode.OK)
+        return server_info_message(info, config=self._config, ready=self._state.ready.is_set(),
+                                   api_key_required=self._auth.required)
+
+    # --- streaming -------------------------------------------------------------------------------
+
+    async def _open(self, inbox: Inbox[_Request], principal: Principal) -> Session:
+        first = await inbox.next()
+        if first is None:
+            raise SttError(ErrorCode.EMPTY_STREAM, what="StreamingRecognize call")
+        which = first.WhichOneof("streaming_request")
+        if which == "audio_content":
+            raise SttError(ErrorCode.AUDIO_BEFORE_CONFIG)
+        if which == "session_id":
+            return self.sessions.claim(first.session_id, key_id=principal.key_id)
+        if which == "streaming_config":
+            parsed = stream_config.parse_streaming_config(first.streaming_config, self._config)
+            return self.sessions.create(key_id=principal.key_id, config=parsed, streaming=True)
+        raise SttError(ErrorCode.INVALID_FIRST_MESSAGE, got="an empty message")
+
+    async def StreamingRecognize(
+        self, request_iterator: AsyncIterator[_Request], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[stt_pb2.StreamingRecognizeResponse]:
+        error: SttError | None = None
+        run: StreamRun | None = None
+        inbox: Inbox[_Request] | None = None
+        session: Session | None = None
+        try:
+            principal = self._admit(context)
+            inbox = Inbox(request_iterator, idle_timeout_sec=self._config.limits.session_idle_timeout_sec)
+            session = await self._open(inbox, principal)
+            set_log_ids(session_id=session.session_id, request_id=session.config.request_id)
+            recognizer = self._engine.open_stream(session_id=session.session_id, options=session.config.options)
+            decoder = StreamAudioDecoder(session.config.audio,
+                                         max_duration_sec=self._config.server.max_stream_duration_sec)
+            capture = self._capture.open(session.session_id) if self._capture is not None else None
+            run = StreamRun(inbox=inbox, recognizer=recognizer, decoder=decoder, capture=capture,
+                            max_message_bytes=self._config.server.max_message_bytes)
+            self._track(run)
+            self._metrics.streams_started.inc()
+            log.info("Streaming started for session_id=%s", session.session_id)
+            single = session.config.options.single_utterance
+            async for item in run.items():
+                yield stream_response(item, session_id=session.session_id, request_id=session.config.request_id,
+                                      audio_processed_sec=decoder.received_sec)
+                if single and isinstance(item, RecognitionResult) and item.is_final:
+                    break
+        except SttError as exc:
+            error = exc
+        except asyncio.CancelledError:
+            log.info("Client went away mid-stream")
+            raise
+        except Exception as exc:
+            log.exception("StreamingRecognize failed")
+            error = internal_error(exc)
+        finally:
+            await self._end_stream(context, run=run, inbox=inbox, session=session, error=error)
+
+    async def _end_stream(
+        self, context: grpc.aio.ServicerContext, *, run: StreamRun | None, inbox: Inbox[_Request] | None,
+        session: Session | None, error: SttError | None,
+    ) -> None:
+        # shielded: a client that vanished cancels this task, and cleanup must still complete
+        cleanup = asyncio.ensure_future(self._cleanup(run=run, inbox=inbox, session=session))
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(cleanup)
+        metadata = timing_metadata(run.timing_totals if run else None, run.decode_count if run else 0)
+        if error is not None:
+            record(error, self._metrics)
+            context.set_code(error.status)
+            context.set_details(error.message)
+            metadata = (*metadata, *error.trailing_metadata())
+            log.info("Stream ended with %s", error.message)
+        context.set_trailing_metadata(metadata)
+        self._finish("StreamingRecognize", error.status if error else grpc.StatusCode.OK)
+
+    async def _cleanup(self, *, run: StreamRun | None, inbox: Inbox[_Request] | None, session: Session | None) -> None:
+        try:
+            if run is not None:
+                await run.close()
+                self._untrack(run)
+            elif inbox is not None:
+                await inbox.close()
+        finally:
+            if session is not None:
+                self.sessions.release(session)
+
+    # --- drain support ---------------------------------------------------------------------------
+
+    def _track(self, run: StreamRun) -> None:
+        self.streams.add(run)
+        self._streams_idle.clear()
+        self._metrics.active_streams.set(len(self.streams))
+
+    def _untrack(self, run: StreamRun) -> None:
+        self.streams.discard(run)
+        self._metrics.active_streams.set(len(self.streams))
+        if not self.streams:
+            self._streams_idle.set()
+
+    def finish_all_streams(self) -> int:
+        """Drain: end every open stream's input so it finalises; returns how many."""
+        for run in list(self.streams):
+            run.stop_input()
+        return len(self.streams)
+
+    async def wait_streams_done(self, timeout: float) -> bool:
+        """True when no stream is open within ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._streams_idle.wait(), timeout=max(timeout, 0.0))
+        except TimeoutError:
+            return False
+        return True
+
+
+def server_info_message(
+    info: dict[str, Any], *, config: ServerConfig, ready: bool, api_key_required: bool
+) -> stt_pb2.GetServerInfoResponse:
+    """``GetServerInfo`` from the engine's ``info()`` and the config."""
+    model = stt_pb2.ModelInfo(
+        name=str(info.get("model", config.model.name)),
+        device=str(info.get("device", config.model.device)),
+        compute_type=str(info.get("compute_type", config.model.compute_type)),
+        multilingual=bool(info.get("multilingual", not config.model.name.endswith(".en"))),
+    )
+    return stt_pb2.GetServerInfoResponse(
+        version=__version__,
+        models=[model],
+        languages=[str(lang) for lang in info.get("languages", ["en"])],
+        encodings=[stt_pb2.LINEAR16, stt_pb2.WAV],
+        sample_rates_hertz=list(SUPPORTED_RATES),
+        limits=stream_config.limits_message(config),
+        ready=ready,
+        api_key_required=api_key_required,
+    )

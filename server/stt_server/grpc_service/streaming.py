@@ -1,0 +1,134 @@
+"""One running ``StreamingRecognize`` call: audio in, results out, as two cooperating tasks.
+
+The feeder reads messages, checks and converts audio, and feeds the recognizer; the pump forwards
+the recognizer's results. Both report into one outbox, so whichever fails first ends the call with
+its error at once, while a normal end of input lets the pump deliver the last final first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+from stt_server.capture.storage import CaptureWriter
+from stt_server.engine.types import RecognitionResult, SpeechEvent
+from stt_server.errors import ErrorCode, SttError
+from stt_server.grpc_service.audio_input import StreamAudioDecoder
+from stt_server.grpc_service.inbox import Inbox
+from stt_server.metrics import DecodeTiming
+from stt_server.proto_gen import stt_pb2
+
+log = logging.getLogger(__name__)
+_DONE: Final = object()
+
+
+class StreamRun:
+    """Drives one recognizer from one inbox; ``items`` yields what the client should receive."""
+
+    def __init__(
+        self,
+        *,
+        inbox: Inbox[stt_pb2.StreamingRecognizeRequest],
+        recognizer: Any,
+        decoder: StreamAudioDecoder,
+        capture: CaptureWriter | None,
+        max_message_bytes: int,
+    ) -> None:
+        self._inbox = inbox
+        self._recognizer = recognizer
+        self._decoder = decoder
+        self._capture = capture
+        self._max_message_bytes = max_message_bytes
+        self._outbox: asyncio.Queue[object] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    @property
+    def timing_totals(self) -> DecodeTiming | None:
+        return getattr(self._recognizer, "timing_totals", None)
+
+    @property
+    def decode_count(self) -> int:
+        return int(getattr(self._recognizer, "decode_count", 0))
+
+    async def items(self) -> AsyncIterator[RecognitionResult | SpeechEvent]:
+        """Results and events until the recognizer is done; raises the first error."""
+        self._tasks = [
+            asyncio.create_task(self._feed(), name="stt-stream-feed"),
+            asyncio.create_task(self._pump(), name="stt-stream-pump"),
+        ]
+        while True:
+            item = await self._outbox.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+
+    async def _feed(self) -> None:
+        index = 1
+        try:
+            while (request := await self._inbox.next()) is not None:
+                index += 1
+                which = request.WhichOneof("streaming_request")
+                if which != "audio_content":
+                    raise SttError(ErrorCode.UNEXPECTED_MESSAGE, index=index, got=which or "nothing")
+                size = len(request.audio_content)
+                if size > self._max_message_bytes:
+                    raise SttError(ErrorCode.MESSAGE_TOO_LARGE, nbytes=size, limit=self._max_message_bytes)
+                await self._feed_pcm(self._decoder.decode(request.audio_content))
+            await self._feed_pcm(self._decoder.flush())
+            if self._decoder.received_sec == 0.0:
+                raise SttError(ErrorCode.EMPTY_STREAM, what="StreamingRecognize call")
+            await self._recognizer.finish()
+        except asyncio.CancelledError:
+            raise
+        except SttError as exc:
+            self._outbox.put_nowait(exc)
+        except Exception as exc:
+            log.exception("feeding the recognizer failed")
+            self._outbox.put_nowait(SttError(ErrorCode.MODEL_ERROR, reason=type(exc).__name__))
+
+    async def _feed_pcm(self, pcm: Any) -> None:
+        if pcm.size == 0:
+            return
+        if self._capture is not None:
+            self._capture.write(pcm)
+        await self._recognizer.feed(pcm)
+
+    async def _pump(self) -> None:
+        try:
+            async for item in self._recognizer.events():
+                self._outbox.put_nowait(item)
+            self._outbox.put_nowait(_DONE)
+        except asyncio.CancelledError:
+            raise
+        except SttError as exc:
+            self._outbox.put_nowait(exc)
+        except Exception as exc:
+            log.exception("recognizer failed")
+            self._outbox.put_nowait(SttError(ErrorCode.MODEL_ERROR, reason=type(exc).__name__))
+
+    def stop_input(self) -> None:
+        """Drain: treat the input as ended, so the open utterance gets its final."""
+        self._inbox.stop()
+
+    async def close(self) -> None:
+        """Cancel both tasks, close the recognizer and the inbox (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            await self._recognizer.close()
+        finally:
+            await self._inbox.close()
+            if self._capture is not None:
+                self._capture.close()

@@ -1,0 +1,121 @@
+"""Happy paths through the real gRPC server with a fake engine: sessions, streams, info, health."""
+
+from __future__ import annotations
+
+import grpc
+from conftest import assert_no_leaks, running_server, tone
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from stt_server.client import streaming_config
+from stt_server.proto_gen import stt_pb2
+
+
+async def test_session_stream_gets_partials_then_final_and_timing_trailers() -> None:
+    async with running_server() as server, server.client() as client:
+        outcome = await client.stream(tone(2.0), config=streaming_config(request_id="req-1"))
+        assert outcome.error is None
+        assert len(outcome.partials) >= 3
+        assert outcome.finals[-1].alternatives[0].transcript == "fake 32000 samples"
+        assert outcome.responses[-1].request_id == "req-1"
+        assert outcome.responses[-1].session_id == outcome.session_id
+        events = [r.speech_event.type for r in outcome.responses if r.HasField("speech_event")]
+        assert events == [stt_pb2.SpeechEvent.SPEECH_BEGIN, stt_pb2.SpeechEvent.SPEECH_END]
+        trailing = outcome.trailing
+        assert int(trailing["stt-decode-count"]) == server.engine.all_streams[0].decode_count > 0
+        for key in ("buffer-wait", "queue-wait", "inference", "response-emit", "total"):
+            assert float(trailing[f"stt-decode-{key}-sec"]) >= 0
+        assert float(trailing["stt-decode-total-sec"]) > 0
+        assert server.gauge("stt_sessions_created_total") == 1
+        assert server.gauge("stt_streams_started_total") == 1
+        assert_no_leaks(server)
+
+
+async def test_inline_config_and_resampling_48k() -> None:
+    async with running_server() as server, server.client() as client:
+        outcome = await client.stream(tone(1.0, rate=48000), use_session=False)
+        assert outcome.error is None
+        fed = server.engine.all_streams[0].samples
+        assert abs(fed - 16000) <= 200  # 48 kHz in, 16 kHz fed
+        assert server.gauge("stt_sessions_created_total") == 0
+        assert_no_leaks(server)
+
+
+async def test_stereo_is_downmixed() -> None:
+    async with running_server() as server, server.client() as client:
+        mono = tone(0.5)
+        import numpy as np
+
+        samples = np.frombuffer(mono.pcm, dtype="<i2")
+        stereo = np.stack([samples, samples], axis=1).reshape(-1).tobytes()
+        from stt_server.client import WavAudio
+
+        outcome = await client.stream(WavAudio(stereo, 16000, channels=2))
+        assert outcome.error is None
+        assert server.engine.all_streams[0].samples == 8000
+
+
+async def test_single_utterance_ends_after_first_final() -> None:
+    async with running_server() as server, server.client() as client:
+        outcome = await client.stream(tone(1.0), config=streaming_config(single_utterance=True))
+        assert outcome.error is None
+        assert len(outcome.finals) == 1
+        assert_no_leaks(server)
+
+
+async def test_recognize_and_server_info() -> None:
+    async with running_server() as server, server.client() as client:
+        response = await client.recognize(tone(1.5, rate=8000))
+        assert response.results[0].is_final
+        assert abs(response.audio_duration_sec - 1.5) < 0.02
+        info = await client.server_info()
+        assert info.models[0].name == "fake"
+        assert info.ready
+        assert info.limits.max_sessions == 32
+        assert stt_pb2.LINEAR16 in info.encodings and 44100 in info.sample_rates_hertz
+        assert not info.api_key_required
+
+
+async def test_health_service_and_reflection() -> None:
+    async with running_server() as server, grpc.aio.insecure_channel(server.target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "sttfleet.v1.SpeechToText"):
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        reflect = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        names = set()
+        async for reply in replies:
+            names |= {s.name for s in reply.list_services_response.service}
+        assert "sttfleet.v1.SpeechToText" in names and "grpc.health.v1.Health" in names
+
+
+async def test_not_ready_while_loading() -> None:
+    from conftest import make_config
+    from grpc_fakes import FakeEngine
+
+    from stt_server.app import SttServerApp
+
+    engine = FakeEngine(load_delay_sec=30)
+    app = SttServerApp(make_config(), engine=engine)
+    import asyncio
+
+    task = asyncio.create_task(app.start())
+    try:
+        while app.grpc_port == 0 or app.http_port == 0:
+            await asyncio.sleep(0.01)
+        from stt_server.client import SttClient, SttClientError
+
+        async with SttClient(f"127.0.0.1:{app.grpc_port}") as client:
+            try:
+                await client.create_session(streaming_config())
+            except SttClientError as exc:
+                assert exc.error_code == "ERR1021"
+                assert exc.status is grpc.StatusCode.UNAVAILABLE
+                assert exc.retry_after_sec == 5
+            else:
+                raise AssertionError("CreateSession succeeded while loading")
+        assert app.health().loading and not app.health().ready
+    finally:
+        task.cancel()
+        await app.stop()
