@@ -53,6 +53,24 @@ class Inbox(Generic[T]):
             return None
         return item  # type: ignore[return-value]
 
+    async def drain(self, timeout: float) -> bool:
+        """Discard messages until the client half-closes or ``timeout`` passes; True if it closed.
+
+        Ending a call while the client is still writing races with that write in grpc.aio clients
+        (grpc/grpc#36066: the client may report INTERNAL instead of our status), so before sending
+        an error the servicer gives a client that is about to finish a moment to do so.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                item = await asyncio.wait_for(self._queue.get(), timeout=remaining)
+            except TimeoutError:
+                return False
+            if item is _END:
+                return True
+        return False
+
     def stop(self) -> None:
         """End the input early (drain): the consumer's next ``next`` returns ``None``."""
         self._stopped = True

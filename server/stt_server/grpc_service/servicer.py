@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import grpc
 
@@ -39,6 +39,8 @@ from stt_server.proto_gen import stt_pb2, stt_pb2_grpc
 
 log = logging.getLogger(__name__)
 _Request = stt_pb2.StreamingRecognizeRequest
+# how long a failing stream keeps reading, so a client about to half-close sees our status
+_ERROR_DRAIN_SEC: Final = 0.5
 
 
 class EngineLike(Protocol):
@@ -193,8 +195,8 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         inbox: Inbox[_Request] | None = None
         session: Session | None = None
         try:
-            principal = self._admit(context)
             inbox = Inbox(request_iterator, idle_timeout_sec=self._config.limits.session_idle_timeout_sec)
+            principal = self._admit(context)
             session = await self._open(inbox, principal)
             set_log_ids(session_id=session.session_id, request_id=session.config.request_id)
             recognizer = self._engine.open_stream(session_id=session.session_id, options=session.config.options)
@@ -228,7 +230,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         session: Session | None, error: SttError | None,
     ) -> None:
         # shielded: a client that vanished cancels this task, and cleanup must still complete
-        cleanup = asyncio.ensure_future(self._cleanup(run=run, inbox=inbox, session=session))
+        cleanup = asyncio.ensure_future(self._cleanup(run=run, inbox=inbox, session=session, error=error))
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(cleanup)
         metadata = timing_metadata(run.timing_totals if run else None, run.decode_count if run else 0)
@@ -241,16 +243,22 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         context.set_trailing_metadata(metadata)
         self._finish("StreamingRecognize", error.status if error else grpc.StatusCode.OK)
 
-    async def _cleanup(self, *, run: StreamRun | None, inbox: Inbox[_Request] | None, session: Session | None) -> None:
+    async def _cleanup(
+        self, *, run: StreamRun | None, inbox: Inbox[_Request] | None, session: Session | None,
+        error: SttError | None,
+    ) -> None:
         try:
             if run is not None:
                 await run.close()
-                self._untrack(run)
-            elif inbox is not None:
-                await inbox.close()
-        finally:
             if session is not None:
                 self.sessions.release(session)
+            if error is not None and inbox is not None:
+                await inbox.drain(_ERROR_DRAIN_SEC)
+        finally:
+            if inbox is not None:
+                await inbox.close()
+            if run is not None:
+                self._untrack(run)
 
     # --- drain support ---------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ class SessionRegistry:
     ) -> None:
         self._limits = limits
         self._metrics = metrics
-        self._clock = clock
+        self.clock = clock  # public so tests can move time forward
         self._sessions: dict[str, Session] = {}
         self._per_key: collections.Counter[str] = collections.Counter()
         self._expired: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -77,7 +77,7 @@ class SessionRegistry:
             self._metrics.record_rate_limit_block("sessions_per_key")
             raise SttError(ErrorCode.API_KEY_SESSION_CAP, limit=per_key_cap)
         session = Session(
-            session_id=secrets.token_hex(16), key_id=key_id, config=config, created_at=self._clock(),
+            session_id=secrets.token_hex(16), key_id=key_id, config=config, created_at=self.clock(),
             streaming=streaming,
         )
         self._sessions[session.session_id] = session
@@ -110,7 +110,7 @@ class SessionRegistry:
 
     def expire_stale(self) -> int:
         """Drop reserved sessions older than ``session_ttl_sec``; returns how many."""
-        deadline = self._clock() - self._limits.session_ttl_sec
+        deadline = self.clock() - self._limits.session_ttl_sec
         stale = [s for s in self._sessions.values() if not s.streaming and s.created_at <= deadline]
         for session in stale:
             self.release(session)

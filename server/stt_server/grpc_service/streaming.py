@@ -117,7 +117,7 @@ class StreamRun:
         self._inbox.stop()
 
     async def close(self) -> None:
-        """Cancel both tasks, close the recognizer and the inbox (idempotent)."""
+        """Cancel both tasks, close the recognizer and the capture (idempotent; the inbox is the caller's)."""
         if self._closed:
             return
         self._closed = True
@@ -129,6 +129,5 @@ class StreamRun:
         try:
             await self._recognizer.close()
         finally:
-            await self._inbox.close()
             if self._capture is not None:
                 self._capture.close()
