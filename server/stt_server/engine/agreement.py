@@ -1,0 +1,95 @@
+"""LocalAgreement-2 (as in whisper_streaming): promote what two consecutive hypotheses agree on.
+
+Each partial decode of the open utterance yields a word sequence. Words after the already stable
+prefix that the previous hypothesis also had, in the same positions, become stable; stable words
+never change again within the utterance. The recognizer forces the stable prefix into the next
+decode (a decoder prefix), so later hypotheses extend it rather than contradict it.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+_PUNCTUATION: Final = re.compile(f"[{re.escape(string.punctuation)}]")
+
+
+def normalize_word(word: str) -> str:
+    """Comparison key: lowercase, punctuation removed ("Dog." and "dog" agree)."""
+    return _PUNCTUATION.sub("", word.lower())
+
+
+def split_words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+def common_prefix_length(first: Sequence[str], second: Sequence[str]) -> int:
+    """How many leading words two sequences share, compared by ``normalize_word``."""
+    length = 0
+    for a, b in zip(first, second):
+        if normalize_word(a) != normalize_word(b):
+            break
+        length += 1
+    return length
+
+
+@dataclass(frozen=True)
+class Agreement:
+    stable: tuple[str, ...]
+    unstable: tuple[str, ...]
+
+    @property
+    def stable_text(self) -> str:
+        return " ".join(self.stable)
+
+    @property
+    def unstable_text(self) -> str:
+        return " ".join(self.unstable)
+
+    @property
+    def stability(self) -> float:
+        """Fraction of the hypothesis' characters that are stable."""
+        stable, unstable = len(self.stable_text), len(self.unstable_text)
+        total = stable + unstable + (1 if stable and unstable else 0)
+        return stable / total if total else 0.0
+
+
+class LocalAgreement:
+    """Stable prefix of one utterance, grown by LocalAgreement-2 over successive hypotheses."""
+
+    def __init__(self) -> None:
+        self._stable: list[str] = []
+        self._previous_tail: tuple[str, ...] | None = None
+
+    @property
+    def stable(self) -> tuple[str, ...]:
+        return tuple(self._stable)
+
+    @property
+    def stable_text(self) -> str:
+        return " ".join(self._stable)
+
+    def _tail(self, words: Sequence[str]) -> tuple[str, ...]:
+        # With a forced prefix the hypothesis starts with the stable words; if a backend ignored
+        # the prefix, keep only what comes after the part that still matches.
+        return tuple(words[common_prefix_length(self._stable, words):])
+
+    def update(self, words: Sequence[str]) -> Agreement:
+        """Feed one partial hypothesis (the whole utterance's words); return stable and unstable."""
+        tail = self._tail(words)
+        if self._previous_tail is not None:
+            agreed = common_prefix_length(self._previous_tail, tail)
+            self._stable.extend(tail[:agreed])
+            tail = tail[agreed:]
+        self._previous_tail = tail
+        return Agreement(stable=self.stable, unstable=tail)
+
+    def finalize(self, words: Sequence[str]) -> Agreement:
+        """The final hypothesis: the stable words, then everything the final decode adds after them."""
+        tail = self._tail(words)
+        self._stable.extend(tail)
+        self._previous_tail = None
+        return Agreement(stable=self.stable, unstable=())
