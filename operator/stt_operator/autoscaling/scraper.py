@@ -48,7 +48,8 @@ class ScrapeResult:
     unhealthy: tuple[UnhealthyPod, ...]
 
 
-def _is_ready(pod: Mapping[str, Any]) -> bool:
+def pod_is_ready(pod: Mapping[str, Any]) -> bool:
+    """Running with condition Ready=True, as the endpoints controller requires."""
     status = pod.get("status") or {}
     if status.get("phase") != "Running":
         return False
@@ -72,7 +73,7 @@ def pod_targets(pods: Iterable[Mapping[str, Any]], *, default_http_port: int = D
             name=str(meta.get("name", "")),
             ip=(pod.get("status") or {}).get("podIP") or None,
             http_port=_http_port(pod, default_http_port),
-            ready=_is_ready(pod),
+            ready=pod_is_ready(pod),
             being_deleted=bool(meta.get("deletionTimestamp")),
         ))
     return targets
