@@ -26,6 +26,27 @@ def split_words(text: str) -> tuple[str, ...]:
     return tuple(text.split())
 
 
+def trim_repetition(words: Sequence[str]) -> tuple[str, ...]:
+    """Cut a decoding loop: keep words up to the first phrase that repeats back to back.
+
+    Short-context decodes of tiny models sometimes loop ("we will... we will... we will"); a phrase
+    of two or more words repeated immediately, or one word three times in a row, ends the text
+    after its first occurrence.
+    """
+    keys = [normalize_word(w) for w in words]
+    for end in range(len(keys)):
+        for size in range(1, end // 2 + 2):
+            start = end - 2 * size + 1
+            if start < 0:
+                break
+            if keys[start:start + size] == keys[start + size:end + 1] and any(keys[start:start + size]):
+                if size > 1:
+                    return tuple(words[:start + size])
+                if start >= 1 and keys[start - 1] == keys[start]:
+                    return tuple(words[:start])
+    return tuple(words)
+
+
 def common_prefix_length(first: Sequence[str], second: Sequence[str]) -> int:
     """How many leading words two sequences share, compared by ``normalize_word``."""
     length = 0

@@ -29,7 +29,12 @@ from stt_server.engine.types import SAMPLE_RATE
 log = logging.getLogger(__name__)
 
 BUNDLED_MODEL: Final = "tiny.en"
-MARGIN_FRAMES: Final = 100  # 1 s of trailing silence-like padding: Whisper ends words better with it
+# Zero feature frames (10 ms each) appended after an utterance. Whisper was trained on 30 s windows;
+# with only a short tail the tiny model loops on short audio ("we will... we will..."). Measured on
+# synthesized sentences (docs/engine.md): 1 s of tail loops in 15% of partial decodes, 3 s in 6%
+# (and the recognizer trims those loops), 10 s in none, so partials get 3 s and finals 10 s.
+PARTIAL_MARGIN_FRAMES: Final = 300
+FINAL_MARGIN_FRAMES: Final = 1000
 MAX_FRAMES: Final = 3000  # Whisper's 30 s window
 # Generation budget per second of audio: fast English speech is ~4 tokens/s; leave room, but stop
 # a hallucination loop long before the model's 448-token limit.
@@ -95,6 +100,7 @@ class BatchItem:
     audio: np.ndarray
     language: str | None = "en"
     prefix: str = ""
+    margin_frames: int = PARTIAL_MARGIN_FRAMES
 
 
 def resolve_model_path(*, name: str, path: Path | None) -> str:
@@ -205,7 +211,7 @@ class WhisperBackend:
         from faster_whisper.transcribe import get_suppressed_tokens
 
         feats = [model.feature_extractor(np.asarray(item.audio, dtype=np.float32)) for item in items]
-        frames = min(MAX_FRAMES, max(f.shape[-1] for f in feats) + MARGIN_FRAMES)
+        frames = min(MAX_FRAMES, max(f.shape[-1] + item.margin_frames for f, item in zip(feats, items)))
         batch = np.ascontiguousarray(np.stack([pad_or_trim(f, frames) for f in feats]).astype(np.float32))
         encoded = model.model.encode(ctranslate2.StorageView.from_array(batch), to_cpu=False)
         languages = self._languages(model, encoded, items)

@@ -20,7 +20,7 @@ from typing import Final
 
 import numpy as np
 
-from stt_server.engine.agreement import LocalAgreement, split_words
+from stt_server.engine.agreement import LocalAgreement, split_words, trim_repetition
 from stt_server.engine.buffers import BYTES_PER_SAMPLE, AudioBuffer, BufferLedger
 from stt_server.engine.errors import StreamClosed
 from stt_server.engine.results import build_final, build_partial
@@ -279,7 +279,7 @@ class StreamRecognizer:
         agreement = self._agreements.get(item.utterance_index)
         if agreement is None:
             return None
-        words = split_words(outcome.transcript.text)
+        words = trim_repetition(split_words(outcome.transcript.text))
         start_sec, end_sec = item.start_sample / SAMPLE_RATE, item.end_sample / SAMPLE_RATE
         processed = self._endpointer.chunk_index * CHUNK_SAMPLES / SAMPLE_RATE
         if item.kind == "partial":

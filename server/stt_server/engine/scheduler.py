@@ -26,7 +26,7 @@ from typing import Final, Literal, Protocol
 
 import numpy as np
 
-from stt_server.engine.backend import BatchItem, Transcript
+from stt_server.engine.backend import FINAL_MARGIN_FRAMES, PARTIAL_MARGIN_FRAMES, BatchItem, Transcript
 from stt_server.engine.errors import DecodeQueueFull, ModelError
 from stt_server.metrics import DecodeTiming, ServerMetrics
 
@@ -251,7 +251,9 @@ class DecodeScheduler:
             return [self.backend.transcribe(job.audio, language=job.language, word_timestamps=job.word_timestamps,
                                             prefix=job.prefix or None)]
         return self.backend.transcribe_batch(
-            [BatchItem(audio=job.audio, language=job.language, prefix=job.prefix) for job in batch])
+            [BatchItem(audio=job.audio, language=job.language, prefix=job.prefix,
+                       margin_frames=PARTIAL_MARGIN_FRAMES if job.kind == "partial" else FINAL_MARGIN_FRAMES)
+             for job in batch])
 
     def _finish(self, batch: list[DecodeJob], *, transcripts: list[Transcript] | None = None,
                 started: float = 0.0, finished: float = 0.0, error: Exception | None = None) -> None:
