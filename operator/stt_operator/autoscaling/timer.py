@@ -1,0 +1,203 @@
+"""The autoscaling loop of the operator: one kopf daemon per SttServer, every scrape interval.
+
+Each pass lists the server's pods, scrapes them (`scraper`), decides (`decision`, the HPA's rules),
+and, when the decision says so, patches the Deployment's replicas, emits a `SuccessfulRescale`
+Event and records `status.autoscaling` plus the `ScalingActive` condition. The recommendation
+history lives in memory per object (as in the HPA controller); `lastScaleTime` lives in status.
+
+A daemon rather than a `kopf.timer`: a timer's interval is fixed per handler, while each SttServer
+sets its own `scrapeIntervalSeconds`; the daemon sleeps that long between passes (read afresh from
+the live spec each time) and stops with the object. With autoscaling off it does nothing: the
+reconciler applies `spec.replicas` (and the scale subresource).
+
+Registered on import: `import stt_operator.autoscaling.timer  # noqa: F401` in handlers.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import aiohttp
+import kopf
+
+from stt_operator.autoscaling.behavior import Behavior, History, record_scale
+from stt_operator.autoscaling.decision import AutoscalingPolicy, Decision, decide
+from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_env, resource_path
+from stt_operator.autoscaling.scraper import ScrapeResult, pod_targets, scrape_pods
+
+log = logging.getLogger("stt_operator.autoscaling")
+GROUP: Final = "sttfleet.io"
+VERSION: Final = "v1alpha1"
+PLURAL: Final = "sttservers"
+DEFAULT_INTERVAL_SEC: Final = 15.0
+TOKEN_ENV: Final = ("STT_CONTROL_TOKEN", "STT_AUTH__CONTROL_TOKEN")
+
+
+def _get(obj: Any, camel: str, snake: str, default: Any = None) -> Any:
+    """Read a field from the raw camelCase spec or from a typed spec object (snake_case)."""
+    if isinstance(obj, Mapping):
+        return obj.get(camel, default)
+    return getattr(obj, snake, default)
+
+
+def _raw_behavior(value: Any) -> Mapping[str, Any] | None:
+    if value is None or isinstance(value, Mapping):
+        return value
+    dump = getattr(value, "model_dump", None)  # a pydantic model from spec.py
+    return dump(by_alias=True, exclude_none=True) if callable(dump) else None
+
+
+def policy_from_spec(autoscaling: Any) -> AutoscalingPolicy:
+    """The spec's `autoscaling` block (raw mapping or typed) as the decision's policy."""
+    behavior = _get(autoscaling, "behavior", "behavior")
+    return AutoscalingPolicy(
+        min_replicas=int(_get(autoscaling, "minReplicas", "min_replicas", 1)),
+        max_replicas=int(_get(autoscaling, "maxReplicas", "max_replicas", 1)),
+        target_decode_pending=float(_get(autoscaling, "targetDecodePendingPerReplica",
+                                         "target_decode_pending_per_replica", 4)),
+        target_active_sessions=(None if (t := _get(autoscaling, "targetActiveSessionsPerReplica",
+                                                   "target_active_sessions_per_replica")) is None else float(t)),
+        behavior=behavior if isinstance(behavior, Behavior) else Behavior.from_mapping(_raw_behavior(behavior)),
+    )
+
+
+def interval_of(autoscaling: Any) -> float:
+    value = _get(autoscaling, "scrapeIntervalSeconds", "scrape_interval_seconds")
+    return float(value) if value else DEFAULT_INTERVAL_SEC
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(conditions: list[Mapping[str, Any]], *, type_: str, status: bool, reason: str,
+                  message: str, generation: int | None = None) -> list[dict[str, Any]]:
+    """Replace one condition in a list; lastTransitionTime changes only when the status flips."""
+    value = "True" if status else "False"
+    out = [dict(c) for c in conditions if c.get("type") != type_]
+    previous = next((c for c in conditions if c.get("type") == type_), None)
+    stamp = previous.get("lastTransitionTime") if previous and previous.get("status") == value else None
+    condition = {"type": type_, "status": value, "reason": reason, "message": message,
+                 "lastTransitionTime": stamp or now_iso()}
+    if generation is not None:
+        condition["observedGeneration"] = generation
+    return [*out, condition]
+
+
+async def read_control_token(api: KubeApi, deployment: Mapping[str, Any], namespace: str) -> str | None:
+    """The control-plane token, from the Secret the pod template's env points at (as the pods get it)."""
+    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    for env in (containers[0].get("env") or []) if containers else []:
+        ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+        if env.get("name") in TOKEN_ENV and ref:
+            secret = await api.get_or_none(resource_path("v1", "secrets", namespace=namespace, name=ref["name"]))
+            data = (secret or {}).get("data") or {}
+            if ref["key"] in data:
+                return base64.b64decode(data[ref["key"]]).decode().strip()
+            string_data = (secret or {}).get("stringData") or {}
+            return string_data.get(ref["key"])
+        if env.get("name") in TOKEN_ENV and env.get("value"):
+            return str(env["value"])
+    return None
+
+
+@dataclass
+class AutoscalerState:
+    """What one SttServer's autoscaler remembers between passes (in memory, like the HPA's)."""
+
+    history: History = field(default_factory=History)
+    last_scale_time: str | None = None
+
+
+def status_patch(decision: Decision, scrape: ScrapeResult, *, state: AutoscalerState,
+                 conditions: list[Mapping[str, Any]], generation: int | None) -> dict[str, Any]:
+    """`status.autoscaling` and the ScalingActive condition for one pass."""
+    return {
+        "autoscaling": {
+            "lastScaleTime": state.last_scale_time,
+            "lastScrapeTime": now_iso(),
+            "currentReplicas": decision.current_replicas,
+            "desiredReplicas": decision.desired_replicas,
+            "reason": decision.reason,
+            "currentMetrics": [
+                {"name": r.metric, "target": r.target, "averageValue": r.average,
+                 "recommendedReplicas": r.replicas, **({"error": r.error} if r.error else {})}
+                for r in decision.recommendations
+            ],
+            "unhealthyPods": [{"name": u.name, "reason": u.reason} for u in scrape.unhealthy],
+        },
+        "conditions": set_condition(conditions, type_="ScalingActive", status=decision.scaling_active,
+                                    reason=decision.scaling_active_reason,
+                                    message=decision.scaling_active_message, generation=generation),
+    }
+
+
+async def autoscale_once(
+    api: KubeApi,
+    body: Mapping[str, Any],
+    *,
+    state: AutoscalerState,
+    policy: AutoscalingPolicy,
+    post_event: Callable[[str, str], None],
+    now: float | None = None,
+    scrape_timeout_sec: float = 2.0,
+) -> Decision | None:
+    """One pass for one SttServer; returns the decision (None when there is no Deployment yet)."""
+    meta = body["metadata"]
+    namespace, name = meta.get("namespace") or "default", meta["name"]
+    dep_path = resource_path("apps/v1", "deployments", namespace=namespace, name=name)
+    deployment = await api.get_or_none(dep_path)
+    if deployment is None:
+        return None
+    current = int((deployment.get("spec") or {}).get("replicas", 1))
+    pods = await api.list(resource_path("v1", "pods", namespace=namespace),
+                          labels={"app.kubernetes.io/name": "stt-server", "app.kubernetes.io/instance": name})
+    token = await read_control_token(api, deployment, namespace)
+    scrape = await scrape_pods(pod_targets(pods), token=token, timeout_sec=scrape_timeout_sec)
+    stamp = time.time() if now is None else now
+    decision = decide(scrape.samples, current_replicas=current, policy=policy, history=state.history, now=stamp)
+    state.history = decision.history
+    if decision.scale:
+        await api.merge_patch(dep_path, {"spec": {"replicas": decision.desired_replicas}})
+        state.history = record_scale(state.history, previous=current, new=decision.desired_replicas,
+                                     behavior=policy.behavior, now=stamp)
+        state.last_scale_time = now_iso()
+        post_event("SuccessfulRescale", f"New size: {decision.desired_replicas}; reason: {decision.reason}")
+        log.info("%s/%s scaled %d -> %d: %s", namespace, name, current, decision.desired_replicas, decision.reason)
+    status = body.get("status") or {}
+    patch = status_patch(decision, scrape, state=state, conditions=list(status.get("conditions") or []),
+                         generation=meta.get("generation"))
+    await api.merge_patch(resource_path(f"{GROUP}/{VERSION}", PLURAL, namespace=namespace, name=name,
+                                        subresource="status"), {"status": patch})
+    return decision
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, id="autoscaler", cancellation_timeout=5.0)  # type: ignore[arg-type]
+async def autoscaler(body: kopf.Body, spec: kopf.Spec, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """Per-SttServer loop: scale on queue depth while `spec.autoscaling.enabled` is true."""
+    state = AutoscalerState(last_scale_time=((body.get("status") or {}).get("autoscaling") or {}).get("lastScaleTime"))
+    async with KubeApi(credentials_from_env()) as api:
+        while not stopped:
+            autoscaling = spec.get("autoscaling") or {}
+            if not autoscaling.get("enabled"):
+                state.history = History()  # a later re-enable starts fresh, as a new HPA would
+                await stopped.wait(DEFAULT_INTERVAL_SEC)
+                continue
+            try:
+                await autoscale_once(
+                    api, body, state=state, policy=policy_from_spec(autoscaling),
+                    post_event=lambda reason, message: kopf.info(body, reason=reason, message=message))
+            except asyncio.CancelledError:
+                raise
+            except (ApiError, aiohttp.ClientError, OSError, ValueError) as exc:
+                # Transient API trouble or a spec the schema let through: report, retry next pass.
+                log.warning("autoscaling %s failed: %s", body["metadata"]["name"], exc)
+                kopf.warn(body, reason="FailedComputeMetricsReplicas", message=str(exc))
+            await stopped.wait(interval_of(autoscaling))

@@ -1,0 +1,151 @@
+"""One autoscaling pass against the local API server and real (loopback) pod control planes."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from stt_operator.autoscaling.behavior import Behavior
+from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfig, resource_path
+from stt_operator.autoscaling.timer import AutoscalerState, autoscale_once, policy_from_spec, set_condition
+from stt_operator.localfleet.apiserver import LocalApiServer
+
+NS = "stt"
+LABELS = {"app.kubernetes.io/name": "stt-server", "app.kubernetes.io/instance": "demo"}
+CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "sttservers.sttfleet.io"},
+    "spec": {"group": "sttfleet.io", "scope": "Namespaced",
+             "names": {"plural": "sttservers", "singular": "sttserver", "kind": "SttServer", "shortNames": ["stt"]},
+             "versions": [{"name": "v1alpha1", "served": True, "storage": True, "subresources": {"status": {}},
+                           "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                               "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                               "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class FakePod:
+    """A control plane answering /health and /metrics.json with the token; load is settable."""
+
+    def __init__(self, *, pending: float, healthy: bool = True) -> None:
+        self.pending, self.healthy, self.port = pending, healthy, free_port()
+
+    async def start(self, stack: AsyncExitStack) -> None:
+        async def health(req: web.Request) -> web.StreamResponse:
+            if req.headers.get("Authorization") != "Bearer t0k":
+                return web.json_response({}, status=401)
+            return web.json_response({"reasons": [] if self.healthy else ["workers unhealthy"]},
+                                     status=200 if self.healthy else 503)
+
+        async def metrics(req: web.Request) -> web.StreamResponse:
+            return web.json_response({"metrics": {"decode_pending": self.pending, "active_sessions": 1}})
+        app = web.Application()
+        app.router.add_get("/health", health)
+        app.router.add_get("/metrics.json", metrics)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        stack.push_async_callback(runner.cleanup)
+
+
+def pod_object(name: str, port: int) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": LABELS},
+            "spec": {"containers": [{"name": "server", "ports": [{"name": "http", "containerPort": port}]}]},
+            "status": {"phase": "Running", "podIP": "127.0.0.1",
+                       "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[KubeApi]:
+    async with LocalApiServer(namespaces=[NS]) as server:
+        server.apply(CRD)
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+        async with KubeApi(credentials_from_kubeconfig(kubeconfig)) as client:
+            yield client
+
+
+async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi) -> None:
+    autoscaling = {"enabled": True, "minReplicas": 1, "maxReplicas": 4, "targetDecodePendingPerReplica": 2,
+                   "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}
+    await api.create(resource_path("v1", "secrets", namespace=NS), {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tok"}, "stringData": {"token": "t0k"}})
+    await api.create(resource_path("apps/v1", "deployments", namespace=NS), {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "demo"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": LABELS}, "template": {
+            "metadata": {"labels": LABELS}, "spec": {"containers": [{"name": "server", "env": [
+                {"name": "STT_CONTROL_TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}]}]}}}})
+    body = await api.create(resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=NS), {
+        "apiVersion": "sttfleet.io/v1alpha1", "kind": "SttServer", "metadata": {"name": "demo"},
+        "spec": {"autoscaling": autoscaling}})
+    busy = [FakePod(pending=8), FakePod(pending=8), FakePod(pending=0, healthy=False)]
+    events: list[tuple[str, str]] = []
+    state = AutoscalerState()
+    policy = policy_from_spec(autoscaling)
+    dep_path = resource_path("apps/v1", "deployments", namespace=NS, name="demo")
+    stt_path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=NS, name="demo")
+    async with AsyncExitStack() as stack:
+        for i, fake in enumerate(busy):
+            await fake.start(stack)
+            pod = pod_object(f"demo-{i}", fake.port)
+            await api.create(resource_path("v1", "pods", namespace=NS), pod)
+            # create drops status, as the API server does; the kubelet reports it afterwards
+            await api.merge_patch(resource_path("v1", "pods", namespace=NS, name=f"demo-{i}", subresource="status"),
+                                  {"status": pod["status"]})
+
+        decision = await autoscale_once(api, body, state=state, policy=policy,
+                                        post_event=lambda r, m: events.append((r, m)), now=1000.0)
+        # 16 pending over 2 healthy pods + 1 unhealthy pod (missing metric, counted as 0 on a scale-up):
+        # ceil(16 / 2) = 8, bounded by maxReplicas 4.
+        assert decision is not None and decision.desired_replicas == 4
+        assert (await api.get(dep_path))["spec"]["replicas"] == 4
+        assert events == [("SuccessfulRescale", "New size: 4; reason: decode_pending above target")]
+        status = (await api.get(stt_path))["status"]
+        assert status["autoscaling"]["desiredReplicas"] == 4
+        assert status["autoscaling"]["lastScaleTime"] == state.last_scale_time is not None
+        assert status["autoscaling"]["unhealthyPods"] == [
+            {"name": "demo-2", "reason": "/health answered 503: workers unhealthy"}]
+        assert status["autoscaling"]["currentMetrics"][0]["averageValue"] == 8.0
+        scaling = next(c for c in status["conditions"] if c["type"] == "ScalingActive")
+        assert (scaling["status"], scaling["reason"]) == ("True", "ValidMetricFound")
+
+        # Idle now. The window is 0 s, but 2 pods were added 5 s ago: the 100 %/15 s policy counts
+        # from the period's start (2 pods), so it may go to 0 -> bounded by minReplicas 1.
+        for fake in busy:
+            fake.pending = 0
+        body = await api.get(stt_path)
+        decision = await autoscale_once(api, body, state=state, policy=policy,
+                                        post_event=lambda r, m: events.append((r, m)), now=1005.0)
+        assert decision is not None and decision.desired_replicas == 1
+        assert decision.reason == "All metrics below target"
+        assert (await api.get(dep_path))["spec"]["replicas"] == 1
+        assert events[-1] == ("SuccessfulRescale", "New size: 1; reason: All metrics below target")
+
+
+def test_policy_from_raw_spec_defaults_behavior_like_the_hpa() -> None:
+    policy = policy_from_spec({"enabled": True, "minReplicas": 2, "maxReplicas": 6,
+                               "targetDecodePendingPerReplica": 3, "targetActiveSessionsPerReplica": 8})
+    assert (policy.min_replicas, policy.max_replicas) == (2, 6)
+    assert (policy.target_decode_pending, policy.target_active_sessions) == (3.0, 8.0)
+    assert policy.behavior == Behavior()
+
+
+def test_set_condition_keeps_transition_time_unless_status_flips() -> None:
+    first = set_condition([], type_="ScalingActive", status=True, reason="A", message="m")
+    old = [{**first[0], "lastTransitionTime": "2020-01-01T00:00:00Z"}, {"type": "Ready", "status": "True"}]
+    same = set_condition(old, type_="ScalingActive", status=True, reason="B", message="m2")
+    assert next(c for c in same if c["type"] == "ScalingActive")["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    assert {"type": "Ready", "status": "True"} in same
+    flipped = set_condition(old, type_="ScalingActive", status=False, reason="C", message="m3")
+    assert next(c for c in flipped if c["type"] == "ScalingActive")["lastTransitionTime"] != "2020-01-01T00:00:00Z"
