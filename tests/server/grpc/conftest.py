@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -77,14 +78,31 @@ def tone(seconds: float, *, rate: int = 16000) -> WavAudio:
     return WavAudio(pcm=pcm, sample_rate_hz=rate)
 
 
-def assert_no_leaks(server: RunningServer) -> None:
-    """Sessions, streams, buffers and pending decodes all back to zero."""
-    app = server.app
-    assert len(app.servicer.sessions) == 0
-    assert len(app.servicer.streams) == 0
-    assert server.engine.pending == 0
-    assert server.engine.buffer_bytes_total == 0
-    assert server.gauge("stt_active_sessions") == 0
-    assert server.gauge("stt_active_streams") in (0, None)
-    if hasattr(server.engine, "open_streams"):
-        assert not server.engine.open_streams
+def leaks(server: RunningServer) -> list[str]:
+    """What is still held: sessions, streams, buffers, pending decodes (empty when all are back to zero)."""
+    app, engine = server.app, server.engine
+    found = []
+    if len(app.servicer.sessions):
+        found.append(f"{len(app.servicer.sessions)} sessions")
+    if app.servicer.streams:
+        found.append(f"{len(app.servicer.streams)} streams")
+    if engine.pending:
+        found.append(f"{engine.pending} pending decodes")
+    if engine.buffer_bytes_total:
+        found.append(f"{engine.buffer_bytes_total} buffered bytes")
+    if server.gauge("stt_active_sessions"):
+        found.append("stt_active_sessions gauge")
+    if server.gauge("stt_active_streams"):
+        found.append("stt_active_streams gauge")
+    open_streams = getattr(engine, "open_streams", 0)
+    if open_streams if isinstance(open_streams, int) else len(open_streams):
+        found.append("engine streams still open")
+    return found
+
+
+async def assert_no_leaks(server: RunningServer, timeout: float = 10.0) -> None:
+    """Wait (cleanup finishes on the server's loop, decodes in flight on worker threads) for zero."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (found := leaks(server)) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    assert not found, f"leaked: {found}"

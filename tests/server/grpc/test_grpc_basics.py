@@ -28,7 +28,7 @@ async def test_session_stream_gets_partials_then_final_and_timing_trailers() -> 
         assert float(trailing["stt-decode-total-sec"]) > 0
         assert server.gauge("stt_sessions_created_total") == 1
         assert server.gauge("stt_streams_started_total") == 1
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_inline_config_and_resampling_48k() -> None:
@@ -38,7 +38,7 @@ async def test_inline_config_and_resampling_48k() -> None:
         fed = server.engine.all_streams[0].samples
         assert abs(fed - 16000) <= 200  # 48 kHz in, 16 kHz fed
         assert server.gauge("stt_sessions_created_total") == 0
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_stereo_is_downmixed() -> None:
@@ -60,7 +60,7 @@ async def test_single_utterance_ends_after_first_final() -> None:
         outcome = await client.stream(tone(1.0), config=streaming_config(single_utterance=True))
         assert outcome.error is None
         assert len(outcome.finals) == 1
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_recognize_and_server_info() -> None:

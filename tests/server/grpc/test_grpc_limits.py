@@ -81,7 +81,7 @@ async def test_api_keys_required(metadata: list[tuple[str, str]], code: str) -> 
         ok = await raw_stream(server.target, [config_request(), audio_request(3200)],
                               metadata=[("authorization", "Bearer secret-key")])
         assert ok.code is grpc.StatusCode.OK
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_stream_buffer_cap() -> None:
@@ -92,8 +92,7 @@ async def test_stream_buffer_cap() -> None:
             assert outcome.error is not None
             assert (outcome.error.status, outcome.error.error_code) == (EXHAUSTED, "ERR1014")
             assert outcome.error.retry_after_sec == 1
-        await wait_for(lambda: not server.app.servicer.streams)
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_total_buffer_cap_and_recovery() -> None:
@@ -102,8 +101,7 @@ async def test_total_buffer_cap_and_recovery() -> None:
         server.engine.release_buffers = False
         outcome = await client.stream(tone(2.0))
         assert outcome.error is not None and outcome.error.error_code == "ERR1015"
-        await wait_for(lambda: not server.app.servicer.streams)
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
         server.engine.release_buffers = True
         assert (await client.stream(tone(2.0))).error is None  # buffers freed: service resumes
 
@@ -127,8 +125,7 @@ async def test_decode_queue_cap_rejects_final_not_the_other_stream() -> None:
         release.set()
         held = await holder
         assert held.code is grpc.StatusCode.OK and any(r.results for r in held.responses)
-        await wait_for(lambda: not server.app.servicer.streams)
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_idle_timeout() -> None:
@@ -140,8 +137,7 @@ async def test_idle_timeout() -> None:
         finally:
             release.set()
         assert (outcome.code, outcome.error_code) == (grpc.StatusCode.DEADLINE_EXCEEDED, "ERR1017")
-        await wait_for(lambda: not server.app.servicer.streams)
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_client_vanishing_mid_decode_frees_everything() -> None:
@@ -157,7 +153,7 @@ async def test_client_vanishing_mid_decode_frees_everything() -> None:
         call.cancel()
         await wait_for(lambda: not server.app.servicer.streams)
         assert engine.all_streams[0].closed
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
         engine.gate.set()
         release.set()
         # the server keeps serving others

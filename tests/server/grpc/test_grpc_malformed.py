@@ -38,8 +38,7 @@ async def test_malformed_stream(requests: list[Request], code: str, status: grpc
         assert "stt-decode-total-sec" in outcome.trailing  # timing trailers on errors too
         assert "stt-retry-after-sec" not in outcome.trailing  # fixing the request is the remedy
         assert server.gauge("stt_errors_total", {"code": code, "grpc_status": status.name}) == 1
-        await wait_for(lambda: not server.app.servicer.streams)
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_wav_stream_is_accepted_and_bad_wav_rejected() -> None:
@@ -72,8 +71,7 @@ async def test_oversized_message() -> None:
         # far past the limit gRPC refuses the message itself, still RESOURCE_EXHAUSTED
         huge = await raw_stream(server.target, [config_request(), audio_request(65536 + 2 * 1024 * 1024)])
         assert huge.code is grpc.StatusCode.RESOURCE_EXHAUSTED
-        await wait_for(lambda: not server.app.servicer.streams)
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_stream_too_long() -> None:
@@ -82,8 +80,7 @@ async def test_stream_too_long() -> None:
         assert outcome.error is not None
         assert (outcome.error.status, outcome.error.error_code) == (grpc.StatusCode.OUT_OF_RANGE, "ERR1006")
         assert outcome.partials  # results before the limit were delivered
-        await wait_for(lambda: not server.app.servicer.streams)
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_expired_and_reused_sessions() -> None:
@@ -102,7 +99,7 @@ async def test_expired_and_reused_sessions() -> None:
         assert used.code is grpc.StatusCode.OK
         again = await raw_stream(server.target, [Request(session_id=fresh.session_id), audio_request(3200)])
         assert again.error_code == "ERR1008"  # one stream per session
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_create_session_rejects_bad_config() -> None:
@@ -111,7 +108,7 @@ async def test_create_session_rejects_bad_config() -> None:
             await client.create_session(streaming_config(sample_rate_hz=7000))
         assert caught.value.error_code == "ERR1004"
         assert caught.value.status is INVALID
-        assert_no_leaks(server)
+        await assert_no_leaks(server)
 
 
 async def test_recognize_rejections() -> None:

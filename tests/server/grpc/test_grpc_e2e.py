@@ -1,0 +1,109 @@
+"""End to end on the real engine (bundled tiny.en, loaded once): speech in, live text out."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Iterator
+
+import jiwer
+import pytest
+from conftest import assert_no_leaks, make_config, running_server
+from grpc_speech import SENTENCES, speech_wav
+from prometheus_client import CollectorRegistry
+
+from stt_server.client import streaming_config
+from stt_server.client_cli import main as client_main
+from stt_server.engine.backend import WhisperBackend
+from stt_server.engine.engine import Engine
+from stt_server.metrics import ServerMetrics
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def whisper_backend() -> Iterator[WhisperBackend]:
+    backend = WhisperBackend(make_config().model)
+    backend.load()
+    yield backend
+
+
+def real_engine(backend: WhisperBackend, overrides: dict[str, dict[str, object]] | None = None) -> Engine:
+    return Engine(config=make_config(overrides), metrics=ServerMetrics(CollectorRegistry()), backend=backend)
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    normalize = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
+                               jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
+    return float(jiwer.wer(reference, hypothesis, reference_transform=normalize, hypothesis_transform=normalize))
+
+
+async def test_realtime_stream_partials_before_final_and_accurate_final(whisper_backend: WhisperBackend) -> None:
+    text = SENTENCES[0]
+    audio = speech_wav(text)
+    engine = real_engine(whisper_backend)
+    async with running_server(engine=engine) as server, server.client() as client:
+        outcome = await client.stream(audio, realtime=True)
+        assert outcome.error is None
+        first_partial = next(t for t, r in zip(outcome.arrival_sec, outcome.responses)
+                             if any(not x.is_final for x in r.results))
+        final_at = next(t for t, r in zip(outcome.arrival_sec, outcome.responses)
+                        if any(x.is_final for x in r.results))
+        speech_end = audio.duration_sec - 1.0
+        assert first_partial < speech_end, "a partial should arrive while the speaker is still talking"
+        assert first_partial < final_at
+        assert wer(text, outcome.transcript) <= 0.10, outcome.transcript
+        assert int(outcome.trailing["stt-decode-count"]) >= 2
+        await assert_no_leaks(server)
+
+
+async def test_stt_client_cli_realtime(whisper_backend: WhisperBackend, tmp_path: object) -> None:
+    import wave
+    from pathlib import Path
+
+    text = SENTENCES[1]
+    audio = speech_wav(text)
+    path = Path(str(tmp_path)) / "speech.wav"
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(16000)
+        handle.writeframes(audio.pcm)
+    async with running_server(engine=real_engine(whisper_backend)) as server:
+        out, err = io.StringIO(), io.StringIO()
+        code = await asyncio.to_thread(client_main, ["transcribe", str(path), "--server", server.target,
+                                                     "--realtime"], out=out, err=err)
+        assert code == 0, err.getvalue()
+        assert "partial:" in err.getvalue()
+        assert wer(text, out.getvalue()) <= 0.10, out.getvalue()
+        out, err = io.StringIO(), io.StringIO()
+        code = await asyncio.to_thread(client_main, ["transcribe", str(path), "--server", server.target, "--json"],
+                                       out=out, err=err)
+        lines = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert code == 0
+        assert any(r.get("is_final") for line in lines for r in line.get("results", []))
+        assert "stt-decode-total-sec" in lines[-1]["trailing_metadata"]
+
+
+async def test_recognize_whole_file(whisper_backend: WhisperBackend) -> None:
+    text = SENTENCES[0]
+    async with running_server(engine=real_engine(whisper_backend)) as server, server.client() as client:
+        response = await client.recognize(speech_wav(text))
+        transcript = " ".join(r.alternatives[0].transcript for r in response.results)
+        assert wer(text, transcript) <= 0.10, transcript
+
+
+async def test_real_engine_stream_buffer_cap_leaves_other_streams_alone(whisper_backend: WhisperBackend) -> None:
+    overrides = {"limits": {"max_stream_buffer_bytes": 96000}}  # 3 s: shorter than the long utterance
+    engine = real_engine(whisper_backend, overrides)
+    async with running_server(overrides, engine=engine) as server:
+        async with server.client() as flooding, server.client() as paced:
+            long_speech = speech_wav(SENTENCES[0] + " " + SENTENCES[1])
+            failing, fine = await asyncio.gather(
+                flooding.stream(long_speech), paced.stream(speech_wav("Good morning everyone."), realtime=True,
+                                                           config=streaming_config(interim_results=True)),
+            )
+        assert failing.error is not None and failing.error.error_code == "ERR1014"
+        assert fine.error is None and "morning" in fine.transcript.lower()
+        await assert_no_leaks(server)
