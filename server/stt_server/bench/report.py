@@ -88,6 +88,10 @@ def _errors_line(e: ErrorTally) -> str:
             f"by status: {statuses}; counted against the SLO: {e.availability_rate:.2%}")
 
 
+def _took(wall_seconds: float | None) -> str:
+    return f" (the run took {wall_seconds:.0f} s)" if wall_seconds else ""
+
+
 def _missing(count: int) -> str:
     return f"; {count} utterance(s) got no final" if count else ""
 
@@ -125,7 +129,7 @@ def render_markdown(report: LoadReport) -> str:
          f"({w.streams_started} streams, {w.utterances_sent} utterances)"),
         f"- Input type: {w.input}",
         f"- Client pacing: {'realtime' if w.realtime else 'no-realtime'}",
-        f"- Duration: {w.duration_sec:.0f} s",
+        f"- Duration: {w.duration_sec:.0f} s of stream starts{_took(report.resources.wall_seconds)}",
         "",
         "## Results",
         "",

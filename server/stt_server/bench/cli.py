@@ -1,0 +1,120 @@
+"""``stt-bench``: ``load`` (concurrent streams -> seed 002 report) and ``offline`` (Recognize throughput).
+
+Examples::
+
+    stt-bench load --server 127.0.0.1:50051 --sessions 8 --duration 60 --realtime \\
+        --http http://127.0.0.1:8000 --token "$STT_CONTROL_TOKEN" --out-dir docs/benchmarks --label cpu-8
+    stt-bench offline --server 127.0.0.1:50051 --direct
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from stt_server.bench import offline
+from stt_server.bench.load import LoadOptions, run_load
+from stt_server.bench.report import LoadReport, render_json, render_markdown
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+def write_report(report: LoadReport, out_dir: Path) -> tuple[Path, Path]:
+    """``load-<label>.md`` and ``.json`` (label defaults to sessions and date)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    label = report.label or f"{report.workload.concurrent_sessions}x-{datetime.now(UTC):%Y%m%d-%H%M}"
+    stem = out_dir / f"load-{_slug(label)}"
+    md, js = stem.with_suffix(".md"), stem.with_suffix(".json")
+    md.write_text(render_markdown(report))
+    js.write_text(render_json(report))
+    return md, js
+
+
+def _add_load(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("load", help="concurrent streaming load with an SLO report")
+    p.add_argument("--server", required=True, help="gRPC HOST:PORT")
+    p.add_argument("--sessions", type=int, required=True, help="concurrent streams")
+    p.add_argument("--duration", type=float, required=True, help="seconds to keep starting streams")
+    p.add_argument("--realtime", action="store_true", help="pace audio at real time (a live microphone)")
+    p.add_argument("--input", choices=("speech", "silence", "noise"), default="speech")
+    p.add_argument("--api-key")
+    p.add_argument("--http", help="control plane URL for /system and /metrics.json, e.g. http://127.0.0.1:8000")
+    p.add_argument("--token", help="control token for --http")
+    p.add_argument("--insecure", action="store_true", help="skip TLS verification for --http")
+    p.add_argument("--tls-ca", type=Path, help="CA / self-signed cert for a TLS gRPC port")
+    p.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks"))
+    p.add_argument("--label", default="")
+
+
+def _add_offline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("offline", help="Recognize throughput vs faster-whisper directly")
+    p.add_argument("files", nargs="*", type=Path, help="16-bit WAV files (default: synthesized speech)")
+    p.add_argument("--server", help="gRPC HOST:PORT (omit with --direct for the direct figure only)")
+    p.add_argument("--direct", action="store_true", help="also time faster-whisper called directly")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--api-key")
+    p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--out", type=Path, help="write the figures as JSON here")
+
+
+def _run_load(args: argparse.Namespace) -> int:
+    if args.sessions < 1 or args.duration <= 0:
+        print("error: --sessions must be >= 1 and --duration > 0", file=sys.stderr)
+        return 2
+    options = LoadOptions(
+        server=args.server, sessions=args.sessions, duration_sec=args.duration, realtime=args.realtime,
+        input=args.input, api_key=args.api_key, http_url=args.http, token=args.token, insecure=args.insecure,
+        label=args.label, root_certificates=args.tls_ca.read_bytes() if args.tls_ca else None,
+    )
+    report = asyncio.run(run_load(options))
+    md, js = write_report(report, args.out_dir)
+    sys.stdout.write(render_markdown(report))
+    print(f"wrote {md} and {js}")
+    return 0 if all(r.verdict != "missed" for r in report.slo) else 1
+
+
+def _run_offline(args: argparse.Namespace) -> int:
+    if not args.server and not args.direct:
+        print("error: give --server, --direct, or both", file=sys.stderr)
+        return 2
+    audios = offline.load_inputs(args.files)
+    result: dict[str, object] = {}
+    server = direct = None
+    if args.server:
+        server = asyncio.run(offline.server_throughput(args.server, audios, repeat=args.repeat,
+                                                       api_key=args.api_key))
+        result["server"] = offline.throughput_dict(server)
+    if args.direct:
+        direct = offline.direct_throughput(audios, repeat=args.repeat, beam_size=args.beam_size)
+        result["direct"] = offline.throughput_dict(direct)
+    if server and direct:
+        result["comparison"] = offline.compare(server, direct)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    comparison = result.get("comparison")
+    return 1 if isinstance(comparison, dict) and not comparison["ok"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="stt-bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_load(sub)
+    _add_offline(sub)
+    args = parser.parse_args(argv)
+    try:
+        return _run_load(args) if args.command == "load" else _run_offline(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
