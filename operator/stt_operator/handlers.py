@@ -1,0 +1,100 @@
+"""kopf handlers of stt-operator: thin glue between kopf's events and the `Reconciler`.
+
+- SttServer create / update / resume: one reconcile pass, awaited. An invalid spec becomes a
+  `Degraded` condition plus a Warning Event and `kopf.PermanentError` (no retry until the spec
+  changes, so no crash loop); conflicts, 5xx and timeouts become `kopf.TemporaryError` with
+  exponential backoff.
+- Children (Deployment, Service, ConfigMap, PodDisruptionBudget with our managed-by label): any
+  change or deletion asks for a pass of their owner, so drift is corrected within the debounce
+  plus one reconcile (well under a second on a local API server), and the status follows the
+  Deployment's real status.
+- A timer per SttServer re-syncs everything (the monitoring children included) every RESYNC_SEC.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Final
+
+import kopf
+
+from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env
+from stt_operator.reconcile import MANAGED_BY
+from stt_operator.reconciler import Reconciler, backoff, is_transient
+from stt_operator.spec import SpecError
+
+GROUP: Final = "sttfleet.io"
+VERSION: Final = "v1alpha1"
+PLURAL: Final = "sttservers"
+RESYNC_SEC: Final = float(os.environ.get("STT_OPERATOR_RESYNC_SEC", "30"))
+WATCH_TIMEOUT_SEC: Final = float(os.environ.get("STT_OPERATOR_WATCH_TIMEOUT_SEC", "60"))
+WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("apps", "v1", "deployments"),
+                           ("policy", "v1", "poddisruptionbudgets"))
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # kopf's own Events only for trouble; our Events describe what we did (events.py).
+    settings.posting.level = logging.WARNING
+    # Keep kopf's bookkeeping in annotations of our group, not in the (schema-pruned) status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration")
+    # Short server-side watch timeouts: a lost stream is noticed and re-established quickly.
+    settings.watching.server_timeout = WATCH_TIMEOUT_SEC
+    settings.watching.client_timeout = WATCH_TIMEOUT_SEC + 10
+    settings.watching.connect_timeout = 5
+    settings.networking.request_timeout = 30
+    settings.networking.connect_timeout = 5
+    api = KubeApi(credentials_from_env())
+    await api.__aenter__()
+    memo["api"] = api
+    memo["reconciler"] = Reconciler(api)
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    if "reconciler" in memo:
+        await memo["reconciler"].close()
+    if "api" in memo:
+        await memo["api"].__aexit__(None, None, None)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+async def reconcile_server(name: str, namespace: str, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    try:
+        await memo["reconciler"].reconcile(namespace, name)
+    except SpecError as exc:
+        raise kopf.PermanentError(f"invalid spec: {exc.field}: {exc.message}") from exc
+    except Exception as exc:
+        if is_transient(exc):
+            raise kopf.TemporaryError(f"API trouble, retrying: {exc}", delay=backoff(retry)) from exc
+        raise
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SEC, initial_delay=RESYNC_SEC, idle=None)
+async def resync(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    memo["reconciler"].request(namespace, name)
+
+
+def _owner_of(body: kopf.Body) -> str | None:
+    """The SttServer a child belongs to (by ownerReference, not just by label)."""
+    for ref in body.metadata.get("ownerReferences") or ():
+        if ref.get("kind") == "SttServer" and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
+            return str(ref.get("name"))
+    return None
+
+
+def _register_child_watch(group: str, version: str, plural: str) -> None:
+    @kopf.on.event(group, version, plural, labels=dict(MANAGED_BY), id=f"drift-{plural}")
+    async def child_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+        owner = _owner_of(body)
+        if owner is not None and namespace is not None and "reconciler" in memo:
+            memo["reconciler"].request(namespace, owner)
+
+
+for _group, _version, _plural in WATCHED_CHILDREN:
+    _register_child_watch(_group, _version, _plural)

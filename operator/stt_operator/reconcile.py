@@ -1,0 +1,153 @@
+"""Create-or-patch of the children of an SttServer: pure diffing plus the thin API calls around it.
+
+The patch for a child is a three-way merge, as `kubectl apply` computes it: the fields we want
+(desired) are set where the live object differs, and fields we set last time (recorded in the
+`sttfleet.io/last-applied` annotation) but no longer want are removed with `null`. Fields nobody
+asked us to own (server defaults, a nodePort the API server allocated, replicas an autoscaler
+sets) are left alone, so a reconcile of an unchanged spec sends nothing at all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, resource_path
+
+LAST_APPLIED: Final = "sttfleet.io/last-applied"
+MANAGED_BY: Final = {"app.kubernetes.io/managed-by": "stt-operator"}
+
+# kind -> (apiVersion, plural) of every kind the builders may produce.
+CHILD_KINDS: Final[Mapping[str, tuple[str, str]]] = {
+    "ConfigMap": ("v1", "configmaps"),
+    "Deployment": ("apps/v1", "deployments"),
+    "Service": ("v1", "services"),
+    "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets"),
+    "ServiceMonitor": ("monitoring.coreos.com/v1", "servicemonitors"),
+    "PrometheusRule": ("monitoring.coreos.com/v1", "prometheusrules"),
+}
+
+Action = Literal["created", "updated", "unchanged"]
+
+
+def desired_replicas(spec: Any, current_deployment: Mapping[str, Any] | None) -> int:
+    """Who owns Deployment replicas: spec.replicas without autoscaling, the autoscaler with it.
+
+    With autoscaling on, the autoscaler writes the Deployment's replicas; the reconciler keeps
+    whatever is there, clamped to [minReplicas, maxReplicas] (a fresh Deployment starts at min).
+    """
+    autoscaling = getattr(spec, "autoscaling", None)
+    if autoscaling is None or not getattr(autoscaling, "enabled", False):
+        return int(spec.replicas)
+    low, high = int(autoscaling.min_replicas), int(autoscaling.max_replicas)
+    current = ((current_deployment or {}).get("spec") or {}).get("replicas")
+    if current is None:
+        return low
+    return max(low, min(high, int(current)))
+
+
+def is_subset(desired: Any, actual: Any) -> bool:
+    """True when every field in `desired` has the same value in `actual` (lists element-wise)."""
+    if isinstance(desired, Mapping):
+        return isinstance(actual, Mapping) and all(
+            k in actual and is_subset(v, actual[k]) for k, v in desired.items())
+    if isinstance(desired, list):
+        return isinstance(actual, list) and len(desired) == len(actual) and all(
+            is_subset(d, a) for d, a in zip(desired, actual, strict=True))
+    if isinstance(desired, (int, float)) and isinstance(actual, (int, float)) \
+            and not isinstance(desired, bool) and not isinstance(actual, bool):
+        return math.isclose(desired, actual)
+    return bool(desired == actual)
+
+
+def three_way_patch(desired: Mapping[str, Any], current: Mapping[str, Any],
+                    last_applied: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A JSON merge patch turning `current` into something `desired` is a subset of.
+
+    Keys present in `last_applied` but absent from `desired` become null (deleted). Lists are
+    replaced whole when they differ (merge-patch semantics).
+    """
+    patch: dict[str, Any] = {}
+    for key, want in desired.items():
+        have = current.get(key)
+        if isinstance(want, Mapping) and isinstance(have, Mapping):
+            previous = (last_applied or {}).get(key)
+            sub = three_way_patch(want, have, previous if isinstance(previous, Mapping) else None)
+            if sub:
+                patch[key] = sub
+        elif not is_subset(want, have) or key not in current:
+            patch[key] = want
+    for key in (last_applied or {}):
+        if key not in desired and key in current:
+            patch[key] = None
+    return patch
+
+
+def with_last_applied(desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The desired object carrying the record of what we applied (for the next three-way merge)."""
+    record = json.dumps(desired, sort_keys=True, separators=(",", ":"))
+    result = dict(desired)
+    metadata = dict(result.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), LAST_APPLIED: record}
+    result["metadata"] = metadata
+    return result
+
+
+def last_applied_of(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        loaded = json.loads(raw) if raw else None
+    except ValueError:
+        return None  # someone damaged the record: fall back to a two-way merge
+    return loaded if isinstance(loaded, dict) else None
+
+
+def child_path(obj: Mapping[str, Any], *, name: str | None = None) -> str:
+    api_version, plural = CHILD_KINDS[obj["kind"]]
+    meta = obj.get("metadata") or {}
+    return resource_path(api_version, plural, namespace=meta.get("namespace"), name=name)
+
+
+@dataclass(frozen=True)
+class Applied:
+    kind: str
+    name: str
+    action: Action
+    obj: dict[str, Any]
+
+
+async def apply_child(api: KubeApi, desired: Mapping[str, Any]) -> Applied:
+    """Create the child, or patch the fields that drifted; nothing is sent when nothing differs."""
+    name = desired["metadata"]["name"]
+    target = with_last_applied(desired)
+    current = await api.get_or_none(child_path(desired, name=name))
+    if current is None:
+        try:
+            created = await api.create(child_path(desired), target)
+            return Applied(desired["kind"], name, "created", created)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            # Someone (a previous attempt of ours, usually) created it in between: patch it instead.
+            current = await api.get(child_path(desired, name=name))
+    patch = three_way_patch(target, current, last_applied_of(current))
+    if not patch:
+        return Applied(desired["kind"], name, "unchanged", current)
+    patched = await api.merge_patch(child_path(desired, name=name), patch)
+    return Applied(desired["kind"], name, "updated", patched)
+
+
+async def owned_children(api: KubeApi, *, owner_uid: str, namespace: str, instance: str,
+                         kinds: Mapping[str, tuple[str, str]]) -> list[dict[str, Any]]:
+    """Live children of one SttServer: our labels and an ownerReference to its uid."""
+    labels = {**MANAGED_BY, "app.kubernetes.io/instance": instance}
+    found: list[dict[str, Any]] = []
+    for kind, (api_version, plural) in kinds.items():
+        for obj in await api.list(resource_path(api_version, plural, namespace=namespace), labels=labels):
+            refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+            if any(ref.get("uid") == owner_uid for ref in refs):
+                found.append({**obj, "kind": kind})
+    return found
