@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -31,6 +32,7 @@ from stt_operator.autoscaling.behavior import Behavior, History, record_scale
 from stt_operator.autoscaling.decision import AutoscalingPolicy, Decision, decide
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_env, resource_path
 from stt_operator.autoscaling.scraper import ScrapeResult, pod_targets, scrape_pods
+from stt_operator.events import post_event
 
 log = logging.getLogger("stt_operator.autoscaling")
 GROUP: Final = "sttfleet.io"
@@ -114,6 +116,7 @@ class AutoscalerState:
 
     history: History = field(default_factory=History)
     last_scale_time: str | None = None
+    inactive_reason: str | None = None  # the last ScalingActive=False reason already announced
 
 
 def status_patch(decision: Decision, scrape: ScrapeResult, *, state: AutoscalerState,
@@ -145,7 +148,7 @@ async def autoscale_once(
     *,
     state: AutoscalerState,
     policy: AutoscalingPolicy,
-    post_event: Callable[[str, str], None],
+    post_event: Callable[[str, str, str], Awaitable[None]],
     now: float | None = None,
     scrape_timeout_sec: float = 2.0,
 ) -> Decision | None:
@@ -169,8 +172,13 @@ async def autoscale_once(
         state.history = record_scale(state.history, previous=current, new=decision.desired_replicas,
                                      behavior=policy.behavior, now=stamp)
         state.last_scale_time = now_iso()
-        post_event("SuccessfulRescale", f"New size: {decision.desired_replicas}; reason: {decision.reason}")
+        await post_event("Normal", "SuccessfulRescale",
+                         f"New size: {decision.desired_replicas}; reason: {decision.reason}")
         log.info("%s/%s scaled %d -> %d: %s", namespace, name, current, decision.desired_replicas, decision.reason)
+    if not decision.scaling_active and decision.scaling_active_reason != state.inactive_reason:
+        # One Warning per new reason, not one per pass: the condition carries it durably.
+        await post_event("Warning", decision.scaling_active_reason, decision.scaling_active_message)
+    state.inactive_reason = None if decision.scaling_active else decision.scaling_active_reason
     status = body.get("status") or {}
     patch = status_patch(decision, scrape, state=state, conditions=list(status.get("conditions") or []),
                          generation=meta.get("generation"))
@@ -180,10 +188,19 @@ async def autoscale_once(
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="autoscaler", cancellation_timeout=5.0)  # type: ignore[arg-type]
-async def autoscaler(body: kopf.Body, spec: kopf.Spec, stopped: kopf.DaemonStopped, **_: Any) -> None:
+async def autoscaler(body: kopf.Body, spec: kopf.Spec, stopped: kopf.DaemonStopped, memo: kopf.Memo,
+                     **_: Any) -> None:
     """Per-SttServer loop: scale on queue depth while `spec.autoscaling.enabled` is true."""
     state = AutoscalerState(last_scale_time=((body.get("status") or {}).get("autoscaling") or {}).get("lastScaleTime"))
-    async with KubeApi(credentials_from_env()) as api:
+    # The operator's shared client (handlers' startup) when there is one, else our own.
+    async with contextlib.AsyncExitStack() as stack:
+        shared = memo.get("api")
+        api: KubeApi = shared if isinstance(shared, KubeApi) else \
+            await stack.enter_async_context(KubeApi(credentials_from_env()))
+
+        async def post(type_: str, reason: str, message: str) -> None:
+            await post_event(api, body, type_=type_, reason=reason, message=message)  # type: ignore[arg-type]
+
         while not stopped:
             autoscaling = spec.get("autoscaling") or {}
             if not autoscaling.get("enabled"):
@@ -191,13 +208,11 @@ async def autoscaler(body: kopf.Body, spec: kopf.Spec, stopped: kopf.DaemonStopp
                 await stopped.wait(DEFAULT_INTERVAL_SEC)
                 continue
             try:
-                await autoscale_once(
-                    api, body, state=state, policy=policy_from_spec(autoscaling),
-                    post_event=lambda reason, message: kopf.info(body, reason=reason, message=message))
+                await autoscale_once(api, body, state=state, policy=policy_from_spec(autoscaling), post_event=post)
             except asyncio.CancelledError:
                 raise
             except (ApiError, aiohttp.ClientError, OSError, ValueError) as exc:
                 # Transient API trouble or a spec the schema let through: report, retry next pass.
                 log.warning("autoscaling %s failed: %s", body["metadata"]["name"], exc)
-                kopf.warn(body, reason="FailedComputeMetricsReplicas", message=str(exc))
+                await post("Warning", "FailedComputeMetricsReplicas", str(exc))
             await stopped.wait(interval_of(autoscaling))

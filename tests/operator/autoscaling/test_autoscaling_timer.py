@@ -91,6 +91,9 @@ async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi)
         "spec": {"autoscaling": autoscaling}})
     busy = [FakePod(pending=8), FakePod(pending=8), FakePod(pending=0, healthy=False)]
     events: list[tuple[str, str]] = []
+
+    async def record(type_: str, reason: str, message: str) -> None:
+        events.append((reason, message))
     state = AutoscalerState()
     policy = policy_from_spec(autoscaling)
     dep_path = resource_path("apps/v1", "deployments", namespace=NS, name="demo")
@@ -105,7 +108,7 @@ async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi)
                                   {"status": pod["status"]})
 
         decision = await autoscale_once(api, body, state=state, policy=policy,
-                                        post_event=lambda r, m: events.append((r, m)), now=1000.0)
+                                        post_event=record, now=1000.0)
         # 16 pending over 2 healthy pods + 1 unhealthy pod (missing metric, counted as 0 on a scale-up):
         # ceil(16 / 2) = 8, bounded by maxReplicas 4.
         assert decision is not None and decision.desired_replicas == 4
@@ -126,7 +129,7 @@ async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi)
             fake.pending = 0
         body = await api.get(stt_path)
         decision = await autoscale_once(api, body, state=state, policy=policy,
-                                        post_event=lambda r, m: events.append((r, m)), now=1005.0)
+                                        post_event=record, now=1005.0)
         assert decision is not None and decision.desired_replicas == 1
         assert decision.reason == "All metrics below target"
         assert (await api.get(dep_path))["spec"]["replicas"] == 1
