@@ -1,0 +1,178 @@
+"""DecodeScheduler: priorities, shedding, coalescing, batching, cancellation, timing (fake backend)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from engine_fakes import FakeBackend
+from stt_server.engine.backend import FINAL_MARGIN_FRAMES, PARTIAL_MARGIN_FRAMES
+from stt_server.engine.errors import DecodeQueueFull, ModelError
+from stt_server.engine.scheduler import DecodeJob, DecodeKind, DecodeScheduler
+from stt_server.errors import ErrorCode
+from stt_server.metrics import ServerMetrics
+
+P, F = f"batch:{PARTIAL_MARGIN_FRAMES}", f"batch:{FINAL_MARGIN_FRAMES}"
+
+
+def job(stream: str, kind: DecodeKind, seconds: float = 1.0, **extra: object) -> DecodeJob:
+    return DecodeJob(stream_id=stream, kind=kind, audio=np.zeros(int(seconds * 16_000), np.float32), **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture
+def metrics() -> ServerMetrics:
+    return ServerMetrics()
+
+
+@pytest.fixture
+async def scheduler(backend: FakeBackend, metrics: ServerMetrics) -> AsyncIterator[DecodeScheduler]:
+    sched = DecodeScheduler(backend, metrics=metrics, max_pending=4, max_batch_size=3, num_workers=1,
+                            final_wait_sec=0.5)
+    await sched.start()
+    try:
+        yield sched
+    finally:
+        backend.gate.set()
+        await sched.stop()
+
+
+async def occupy(backend: FakeBackend, scheduler: DecodeScheduler) -> asyncio.Future[object]:
+    """Block the only worker on one running final so later submissions queue up."""
+    backend.gate.clear()
+    future = await scheduler.submit_final(job("busy", "final"))
+    await asyncio.to_thread(backend.entered.acquire)
+    return future
+
+
+def counter(metrics: ServerMetrics, name: str) -> float:
+    return metrics.seed.values()[name]
+
+
+async def test_finals_run_before_partials_and_batch_together(backend: FakeBackend, scheduler: DecodeScheduler,
+                                                             metrics: ServerMetrics) -> None:
+    busy = await occupy(backend, scheduler)
+    partial = await scheduler.submit_partial(job("a", "partial"))
+    final_b = await scheduler.submit_final(job("b", "final"))
+    final_c = await scheduler.submit_final(job("c", "final"))
+    assert scheduler.pending == 4 and metrics.decode_pending._value.get() == 4
+    backend.gate.set()
+    outcomes = await asyncio.gather(busy, partial, final_b, final_c)
+    assert backend.calls == [[F], [F, F, P]]  # one batch: finals first, then the partial
+    assert all(o is not None and o.batch_size in (1, 3) for o in outcomes)
+    assert outcomes[1].queue_wait > 0 and outcomes[1].inference >= 0  # type: ignore[union-attr]
+    assert scheduler.pending == 0 and metrics.decode_pending._value.get() == 0
+
+
+async def test_newer_partial_replaces_the_queued_one_of_the_same_stream(
+        backend: FakeBackend, scheduler: DecodeScheduler, metrics: ServerMetrics) -> None:
+    busy = await occupy(backend, scheduler)
+    old = await scheduler.submit_partial(job("a", "partial", 1.0))
+    new = await scheduler.submit_partial(job("a", "partial", 1.5))
+    assert scheduler.pending == 2
+    assert old.done() and old.result() is None
+    backend.gate.set()
+    await busy
+    outcome = await new
+    assert outcome is not None and outcome.audio_seconds == pytest.approx(1.5)
+    assert counter(metrics, "stt_partial_drop_count") == 1
+
+
+async def test_saturated_queue_drops_partials_never_finals(backend: FakeBackend, scheduler: DecodeScheduler,
+                                                           metrics: ServerMetrics) -> None:
+    busy = await occupy(backend, scheduler)
+    partials = [await scheduler.submit_partial(job(f"p{i}", "partial")) for i in range(3)]
+    assert scheduler.pending == 4
+    late = await scheduler.submit_partial(job("late", "partial"))
+    assert late.done() and late.result() is None  # queue full: the new partial is shed
+    finals = [await scheduler.submit_final(job(f"f{i}", "final")) for i in range(3)]  # each evicts a partial
+    assert scheduler.pending == 4
+    assert all(p.done() and p.result() is None for p in partials)
+    assert counter(metrics, "stt_partial_drop_count") == 4
+    backend.gate.set()
+    results = await asyncio.gather(busy, *finals)
+    assert all(r is not None for r in results)
+
+
+async def test_a_final_waits_for_room_then_fails_with_the_catalogue_error(
+        backend: FakeBackend, scheduler: DecodeScheduler, metrics: ServerMetrics) -> None:
+    busy = await occupy(backend, scheduler)
+    finals = [await scheduler.submit_final(job(f"f{i}", "final")) for i in range(3)]
+    waiting = asyncio.create_task(scheduler.submit_final(job("waits", "final")))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # no partial to evict: the final waits rather than being dropped
+    with pytest.raises(DecodeQueueFull) as caught:
+        await waiting  # final_wait_sec=0.5 passes while the model stays busy
+    assert caught.value.code is ErrorCode.DECODE_QUEUE_FULL
+    backend.gate.set()
+    await asyncio.gather(busy, *finals)
+    # With room again a final goes straight through.
+    assert await (await scheduler.submit_final(job("after", "final"))) is not None
+
+
+async def test_a_waiting_final_is_admitted_when_a_decode_finishes(backend: FakeBackend,
+                                                                  scheduler: DecodeScheduler) -> None:
+    busy = await occupy(backend, scheduler)
+    finals = [await scheduler.submit_final(job(f"f{i}", "final")) for i in range(3)]
+    waiting = asyncio.create_task(scheduler.submit_final(job("waits", "final")))
+    await asyncio.sleep(0.05)
+    backend.gate.set()
+    assert await (await waiting) is not None
+    await asyncio.gather(busy, *finals)
+
+
+async def test_closing_a_stream_cancels_queued_and_orphans_running(backend: FakeBackend,
+                                                                   scheduler: DecodeScheduler,
+                                                                   metrics: ServerMetrics) -> None:
+    backend.gate.clear()
+    running = await scheduler.submit_final(job("gone", "final"))
+    await asyncio.to_thread(backend.entered.acquire)
+    queued = [await scheduler.submit_final(job("gone", "final")), await scheduler.submit_partial(job("gone", "partial"))]
+    other = await scheduler.submit_final(job("stays", "final"))
+    assert scheduler.cancel_stream("gone") == 2
+    assert all(f.cancelled() for f in queued)
+    assert scheduler.pending == 2  # the running one and the other stream's
+    backend.gate.set()
+    assert await other is not None
+    await asyncio.wait([running])
+    assert running.cancelled()
+    assert counter(metrics, "stt_decode_cancelled") == 2
+    assert counter(metrics, "stt_decode_orphaned") == 1
+    assert scheduler.pending == 0
+
+
+async def test_word_timestamp_and_offline_jobs_run_alone_through_transcribe(
+        backend: FakeBackend, scheduler: DecodeScheduler) -> None:
+    busy = await occupy(backend, scheduler)
+    words = await scheduler.submit_final(job("a", "final", word_timestamps=True))
+    plain = await scheduler.submit_final(job("b", "final"))
+    backend.gate.set()
+    await asyncio.gather(busy, words, plain)
+    assert backend.calls[1:] == [["single"], [F]]
+
+
+async def test_batches_are_capped_at_max_batch_size(backend: FakeBackend, scheduler: DecodeScheduler) -> None:
+    scheduler.max_pending = 10
+    busy = await occupy(backend, scheduler)
+    futures = [await scheduler.submit_partial(job(f"s{i}", "partial")) for i in range(5)]
+    backend.gate.set()
+    await asyncio.gather(busy, *futures)
+    assert [len(call) for call in backend.calls[1:]] == [3, 2]
+
+
+async def test_model_failure_reaches_every_job_in_the_batch(backend: FakeBackend, scheduler: DecodeScheduler) -> None:
+    busy = await occupy(backend, scheduler)
+    backend.fail_with = RuntimeError("boom")
+    a = await scheduler.submit_final(job("a", "final"))
+    backend.gate.set()
+    for future in (busy, a):
+        with pytest.raises(ModelError, match="boom"):
+            await future
+    assert scheduler.pending == 0
