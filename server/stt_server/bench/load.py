@@ -65,10 +65,11 @@ def environment_line(server: str) -> str:
 
 async def _worker(index: int, client: SttClient, inputs: list[StreamAudio], *, options: LoadOptions,
                   deadline: float, records: list[StreamRecord], progress: Progress, task: int) -> None:
-    # Stagger the starts so the N streams do not speak in lockstep.
-    await asyncio.sleep(random.Random(index).uniform(0.0, 1.0))
+    # Stagger the starts (within the first quarter of the run, at most 1 s) so the N streams do
+    # not speak in lockstep.
+    await asyncio.sleep(random.Random(index).uniform(0.0, min(1.0, options.duration_sec / 4)))
     turn = 0
-    while time.monotonic() < deadline:
+    while turn == 0 or time.monotonic() < deadline:  # every worker runs at least one stream
         audio = inputs[(index + turn) % len(inputs)]
         record = await run_stream(client, audio, realtime=options.realtime, request_id=f"bench-{index}-{turn}")
         records.append(record)
@@ -131,10 +132,11 @@ async def _server_info(client: SttClient) -> dict[str, object]:
     }
 
 
-async def run_load(options: LoadOptions, *, console: Console | None = None) -> LoadReport:
-    """Drive the load and build the report."""
+async def run_load(options: LoadOptions, *, console: Console | None = None,
+                   inputs: list[StreamAudio] | None = None) -> LoadReport:
+    """Drive the load and build the report; ``inputs`` replaces the synthesized clips (tests)."""
     console = console or Console(stderr=True)
-    inputs = build_inputs(options.input, streams=options.sessions)
+    inputs = inputs or build_inputs(options.input, streams=options.sessions)
     audio_per_stream = sum(a.duration_sec for a in inputs) / len(inputs)
     records: list[StreamRecord] = []
     run_started = time.monotonic()
