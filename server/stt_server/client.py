@@ -126,7 +126,7 @@ class SttClient:
         self.stub = stt_pb2_grpc.SpeechToTextStub(self._channel)
         self.metadata: tuple[tuple[str, str], ...] = (("x-api-key", api_key),) if api_key else ()
 
-    async def __aenter__(self) -> SttClient:
+    async def __aenter__(self) -> SttClient:  # noqa: PYI034
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -55,44 +55,44 @@ class TlsSettings(_Section):
 
 class ServerSettings(_Section):
     grpc_host: str = "0.0.0.0"
-    grpc_port: int = Field(50051, ge=0, le=65535)
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
     http_host: str = "0.0.0.0"
-    http_port: int = Field(8000, ge=0, le=65535)
-    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    max_stream_duration_sec: float = Field(3600.0, gt=0)
-    drain_grace_sec: float = Field(30.0, ge=0)
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_stream_duration_sec: float = Field(default=3600.0, gt=0)
+    drain_grace_sec: float = Field(default=30.0, ge=0)
     tls: TlsSettings = TlsSettings()
 
 
 class ModelSettings(_Section):
-    name: str = Field("tiny.en", min_length=1)
+    name: str = Field(default="tiny.en", min_length=1)
     path: Path | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    compute_type: str = Field("auto", min_length=1)
-    cpu_threads: int = Field(0, ge=0)
-    num_workers: int = Field(2, ge=1)
-    beam_size: int = Field(1, ge=1, le=10)
+    compute_type: str = Field(default="auto", min_length=1)
+    cpu_threads: int = Field(default=0, ge=0)
+    num_workers: int = Field(default=2, ge=1)
+    beam_size: int = Field(default=1, ge=1, le=10)
     language: str | None = "en"
 
 
 class StreamingSettings(_Section):
-    partial_interval_sec: float = Field(0.5, gt=0, le=10)
-    vad_threshold: float = Field(0.5, gt=0, lt=1)
-    speech_start_ms: int = Field(200, ge=0)
-    end_silence_ms: int = Field(500, ge=50)
-    max_utterance_sec: float = Field(15.0, gt=1, le=30)
-    max_batch_size: int = Field(8, ge=1)
+    partial_interval_sec: float = Field(default=0.5, gt=0, le=10)
+    vad_threshold: float = Field(default=0.5, gt=0, lt=1)
+    speech_start_ms: int = Field(default=200, ge=0)
+    end_silence_ms: int = Field(default=500, ge=50)
+    max_utterance_sec: float = Field(default=15.0, gt=1, le=30)
+    max_batch_size: int = Field(default=8, ge=1)
 
 
 class LimitsSettings(_Section):
-    max_sessions: int = Field(32, ge=1)
-    max_sessions_per_api_key: int = Field(16, ge=1)
-    requests_per_minute_per_api_key: int = Field(600, ge=1)
-    session_idle_timeout_sec: float = Field(30.0, gt=0)
-    session_ttl_sec: float = Field(300.0, gt=0)
-    max_stream_buffer_bytes: int = Field(1_920_000, ge=32_000)
-    max_total_buffer_bytes: int = Field(64 * 1024 * 1024, ge=32_000)
-    max_decode_pending: int = Field(16, ge=1)
+    max_sessions: int = Field(default=32, ge=1)
+    max_sessions_per_api_key: int = Field(default=16, ge=1)
+    requests_per_minute_per_api_key: int = Field(default=600, ge=1)
+    session_idle_timeout_sec: float = Field(default=30.0, gt=0)
+    session_ttl_sec: float = Field(default=300.0, gt=0)
+    max_stream_buffer_bytes: int = Field(default=1_920_000, ge=32_000)
+    max_total_buffer_bytes: int = Field(default=64 * 1024 * 1024, ge=32_000)
+    max_decode_pending: int = Field(default=16, ge=1)
 
 
 class AuthSettings(_Section):

@@ -157,12 +157,17 @@ class _LenientDetails(dict[str, Any]):
 class SttError(Exception):
     """A catalogued rejection; ``details`` fill the message template."""
 
-    def __init__(self, code: ErrorCode, *, retry_after_sec: float | None = None, **details: Any) -> None:
+    def __init__(self, code: ErrorCode, **details: Any) -> None:
         self.code = code
         self.entry = CATALOGUE[code]
         self.details = details
-        self.retry_after_sec = retry_after_sec if retry_after_sec is not None else self.entry.retry_after_sec
+        self.retry_after_sec: float | None = self.entry.retry_after_sec
         super().__init__(self.message)
+
+    def with_retry_after(self, seconds: float) -> SttError:
+        """Replace the catalogue's retry hint with a computed one (e.g. the rate limiter's wait)."""
+        self.retry_after_sec = seconds
+        return self
 
     @property
     def status(self) -> grpc.StatusCode:

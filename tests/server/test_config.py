@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from stt_server.config import ConfigError, ServerConfig, build_config, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"

@@ -8,7 +8,6 @@ from pathlib import Path
 import grpc
 import pytest
 from prometheus_client import CollectorRegistry
-
 from stt_server.errors import CATALOGUE, ERROR_CODE_KEY, RETRY_AFTER_KEY, ErrorCode, SttError
 from stt_server.metrics import ServerMetrics
 
@@ -37,7 +36,7 @@ def test_no_retry_hint_where_retrying_cannot_help() -> None:
 
 
 def test_retry_hint_can_be_overridden() -> None:
-    error = SttError(ErrorCode.API_KEY_RATE_LIMIT, limit=10, retry_after_sec=2.5)
+    error = SttError(ErrorCode.API_KEY_RATE_LIMIT, limit=10).with_retry_after(2.5)
     assert dict(error.trailing_metadata())[RETRY_AFTER_KEY] == "2.5"
 
 

@@ -17,7 +17,7 @@ import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import numpy as np
 
@@ -134,7 +134,7 @@ class AudioCapture:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not _STOP:
-            writer, pcm = item  # type: ignore[misc]
+            writer, pcm = cast(tuple[CaptureWriter, np.ndarray | None], item)
             try:
                 self._handle(writer, pcm)
             except Exception:  # a disk problem must not kill capture for every later session
@@ -158,7 +158,7 @@ class AudioCapture:
                 log.info("audio capture retention removed %d file(s)", len(deleted))
             return
         if handle is None:
-            handle = wave.open(str(writer.path), "wb")
+            handle = wave.open(str(writer.path), "wb")  # noqa: SIM115 - stays open across chunks
             handle.setnchannels(1)
             handle.setsampwidth(2)
             handle.setframerate(SAMPLE_RATE)

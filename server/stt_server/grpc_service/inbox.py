@@ -36,7 +36,7 @@ class Inbox(Generic[T]):
                 await self._queue.put(request)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the call broke (client gone): to the consumer that is end of input
+        except Exception as exc:  # noqa: BLE001 - the call broke (client gone): to the consumer that is end of input
             log.debug("request stream ended with %s", type(exc).__name__)
         await self._queue.put(_END)
 

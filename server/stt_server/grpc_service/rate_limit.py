@@ -39,9 +39,8 @@ class RateLimiter:
         bucket.updated = now
         if bucket.tokens < 1.0:
             wait = (1.0 - bucket.tokens) / self._rate
-            raise SttError(
-                ErrorCode.API_KEY_RATE_LIMIT, limit=int(self._capacity), retry_after_sec=round(max(wait, 0.001), 3)
-            )
+            raise SttError(ErrorCode.API_KEY_RATE_LIMIT, limit=int(self._capacity)).with_retry_after(
+                round(max(wait, 0.001), 3))
         bucket.tokens -= 1.0
         self._forget_full_buckets(now)
 

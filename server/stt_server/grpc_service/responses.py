@@ -9,7 +9,7 @@ from stt_server.engine.types import RecognitionResult, SpeechEvent
 from stt_server.metrics import DecodeTiming
 from stt_server.proto_gen import stt_pb2
 
-_EVENT_TYPES: Final[Mapping[str, int]] = {
+_EVENT_TYPES: Final[Mapping[str, stt_pb2.SpeechEvent.Type]] = {
     "speech_begin": stt_pb2.SpeechEvent.SPEECH_BEGIN,
     "speech_end": stt_pb2.SpeechEvent.SPEECH_END,
     "end_of_single_utterance": stt_pb2.SpeechEvent.END_OF_SINGLE_UTTERANCE,
@@ -53,7 +53,7 @@ def stream_response(
     """A result or speech event as one ``StreamingRecognizeResponse``."""
     if isinstance(item, SpeechEvent):
         return stt_pb2.StreamingRecognizeResponse(
-            speech_event=stt_pb2.SpeechEvent(type=_EVENT_TYPES.get(item.kind, 0), offset_sec=item.offset_sec),
+            speech_event=stt_pb2.SpeechEvent(type=_EVENT_TYPES.get(item.kind, stt_pb2.SpeechEvent.SPEECH_EVENT_UNSPECIFIED), offset_sec=item.offset_sec),
             audio_processed_sec=audio_processed_sec,
             session_id=session_id,
             request_id=request_id,

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from stt_server.capture.storage import AudioCapture, RetentionPolicy, enforce_retention
 from stt_server.config import StorageSettings
 

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from grpc_fakes import FakeEngine
 from prometheus_client import CollectorRegistry
-
 from stt_server.app import SttServerApp
 from stt_server.client import SttClient, WavAudio
 from stt_server.config import build_config

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import grpc
-
 from stt_server.client import metadata_dict, streaming_config
 from stt_server.proto_gen import stt_pb2, stt_pb2_grpc
 

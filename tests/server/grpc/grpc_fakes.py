@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
-
 from stt_server.engine.errors import BufferLimitExceeded, DecodeQueueFull
 from stt_server.engine.types import RecognitionResult, SpeechEvent, StreamOptions
 from stt_server.metrics import DecodeTiming, ServerMetrics
@@ -71,11 +70,11 @@ class FakeStreamRecognizer:
             self.engine.pending -= 1
         seconds = self.samples / 16000
         if is_final:
-            text, stable, unstable = f"fake {self.samples} samples", f"fake {self.samples} samples", ""
+            stable, unstable = f"fake {self.samples} samples", ""
         else:
             stable, unstable = "sec", f"{seconds:g}"
         await self._queue.put(RecognitionResult(
-            is_final=is_final, stable_text=stable if is_final else stable, unstable_text=unstable,
+            is_final=is_final, stable_text=stable, unstable_text=unstable,
             start_sec=0.0, end_sec=seconds, audio_processed_sec=seconds, utterance_index=0,
             confidence=0.9 if is_final else 0.0, language="en", stability=1.0 if is_final else 0.5,
         ))

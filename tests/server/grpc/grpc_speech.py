@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-
 from stt_server.client import WavAudio
 
 SENTENCES = (
@@ -23,7 +22,6 @@ def speech_samples(text: str) -> np.ndarray:
         return np.asarray(audio_fixtures.synthesize(text), dtype=np.float32)
     except (ImportError, AttributeError):
         from hibari import Hibari
-
         from stt_server.engine.audio import resample
 
         return resample(np.asarray(Hibari()(text), dtype=np.float32).reshape(-1), source_rate=24000)

@@ -12,7 +12,6 @@ import pytest
 from conftest import assert_no_leaks, make_config, running_server
 from grpc_speech import SENTENCES, speech_wav
 from prometheus_client import CollectorRegistry
-
 from stt_server.client import streaming_config
 from stt_server.client_cli import main as client_main
 from stt_server.engine.backend import WhisperBackend

@@ -10,7 +10,6 @@ import grpc
 import pytest
 from conftest import assert_no_leaks, running_server, tone
 from grpc_calls import Request, audio_request, config_request, raw_stream, wait_for
-
 from stt_server.client import SttClientError, streaming_config
 from stt_server.grpc_service.auth import key_id_for
 
@@ -40,35 +39,33 @@ async def test_per_key_session_cap_and_hashed_key_metrics(tmp_path: Path) -> Non
     keys.write_text("# mounted secret\nkey-b\n\n")
     overrides = {"auth": {"api_keys": ["key-a"], "api_keys_file": str(keys)},
                  "limits": {"max_sessions_per_api_key": 1}}
-    async with running_server(overrides) as server:
-        async with server.client("key-a") as a, server.client("key-b") as b:
+    async with running_server(overrides) as server, server.client("key-a") as a, server.client("key-b") as b:
+        await a.create_session(streaming_config())
+        with pytest.raises(SttClientError) as caught:
             await a.create_session(streaming_config())
-            with pytest.raises(SttClientError) as caught:
-                await a.create_session(streaming_config())
-            assert (caught.value.status, caught.value.error_code) == (EXHAUSTED, "ERR1012")
-            await b.create_session(streaming_config())
-            labels = {"key_id": key_id_for("key-a")}
-            assert server.gauge("stt_api_key_sessions", labels) == 1
-            extra = server.app.metrics_json_extra()["api_key_sessions"]
-            assert extra == {key_id_for("key-a"): 1, key_id_for("key-b"): 1}
-            assert "key-a" not in str(extra)
-            assert server.gauge("stt_rate_limit_blocks_total", {"limit": "sessions_per_key"}) == 1
+        assert (caught.value.status, caught.value.error_code) == (EXHAUSTED, "ERR1012")
+        await b.create_session(streaming_config())
+        labels = {"key_id": key_id_for("key-a")}
+        assert server.gauge("stt_api_key_sessions", labels) == 1
+        extra = server.app.metrics_json_extra()["api_key_sessions"]
+        assert extra == {key_id_for("key-a"): 1, key_id_for("key-b"): 1}
+        assert "key-a" not in str(extra)
+        assert server.gauge("stt_rate_limit_blocks_total", {"limit": "sessions_per_key"}) == 1
 
 
 async def test_rate_limit_per_key() -> None:
     overrides = {"auth": {"api_keys": ["k1", "k2"]}, "limits": {"requests_per_minute_per_api_key": 3}}
-    async with running_server(overrides) as server:
-        async with server.client("k1") as one, server.client("k2") as two:
-            for _ in range(3):
-                session = await one.create_session(streaming_config())
-            with pytest.raises(SttClientError) as caught:
-                await one.create_session(streaming_config())
-            assert (caught.value.status, caught.value.error_code) == (EXHAUSTED, "ERR1013")
-            assert 0 < caught.value.retry_after_sec <= 20
-            await two.create_session(streaming_config())  # another key has its own bucket
-            refused = await raw_stream(server.target, [Request(session_id=session.session_id)],
-                                       metadata=[("x-api-key", "k1")])
-            assert refused.error_code == "ERR1013"
+    async with running_server(overrides) as server, server.client("k1") as one, server.client("k2") as two:
+        for _ in range(3):
+            session = await one.create_session(streaming_config())
+        with pytest.raises(SttClientError) as caught:
+            await one.create_session(streaming_config())
+        assert (caught.value.status, caught.value.error_code) == (EXHAUSTED, "ERR1013")
+        assert caught.value.retry_after_sec is not None and 0 < caught.value.retry_after_sec <= 20
+        await two.create_session(streaming_config())  # another key has its own bucket
+        refused = await raw_stream(server.target, [Request(session_id=session.session_id)],
+                                   metadata=[("x-api-key", "k1")])
+        assert refused.error_code == "ERR1013"
 
 
 @pytest.mark.parametrize(("metadata", "code"), [([], "ERR1018"), ([("x-api-key", "wrong")], "ERR1019"),
