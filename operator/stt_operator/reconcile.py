@@ -57,8 +57,9 @@ def is_subset(desired: Any, actual: Any) -> bool:
     if isinstance(desired, list):
         return isinstance(actual, list) and len(desired) == len(actual) and all(
             is_subset(d, a) for d, a in zip(desired, actual, strict=True))
-    if isinstance(desired, (int, float)) and isinstance(actual, (int, float)) \
-            and not isinstance(desired, bool) and not isinstance(actual, bool):
+    if isinstance(desired, bool) or isinstance(actual, bool):
+        return type(desired) is type(actual) and desired == actual  # True is not 1 in a manifest
+    if isinstance(desired, (int, float)) and isinstance(actual, (int, float)):
         return math.isclose(desired, actual)
     return bool(desired == actual)
 

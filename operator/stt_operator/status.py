@@ -97,10 +97,11 @@ def desired_conditions(observed: Observed) -> list[dict[str, Any]]:
         progressing = (_condition("Progressing", True, "RollingOut",
                                   f"{n['updatedReplicas']}/{desired} replicas updated, {summary}")
                        if rolling else _condition("Progressing", False, "RolloutComplete", summary))
+    failed = _failed_rollout(observed.deployment)
     problems = [p for p in (
         observed.spec_error and f"invalid spec: {observed.spec_error}",
         observed.apply_error and f"could not write children: {observed.apply_error}",
-        (f := _failed_rollout(observed.deployment)) and f"rollout failed: {f}",
+        failed and f"rollout failed: {failed}",
     ) if p]
     reason = ("InvalidSpec" if observed.spec_error else "ApplyFailed" if observed.apply_error
               else "RolloutFailed")
