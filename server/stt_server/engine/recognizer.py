@@ -144,6 +144,8 @@ class StreamRecognizer:
             return
         self._closed = True
         self._scheduler.cancel_stream(self.session_id)
+        if self._partial is not None:
+            self._partial.cancel()  # a running one is orphaned in the scheduler; stop waiting for it
         for task in self._final_tasks:
             task.cancel()
         self._close_utterance()
