@@ -1,10 +1,12 @@
 """The real Prometheus (Debian package) scrapes the control plane with the bearer token and answers
 ``histogram_quantile`` over our latency histograms.
 
-Observations are recorded into ``ServerMetrics`` directly while Prometheus scrapes every second,
-so the test is fast and deterministic; ``rate()`` needs increases between two scrapes, hence the
-background recorder. A second scrape job without the token must see ``up == 0``: the protection
-holds for Prometheus too.
+First with observations recorded into ``ServerMetrics`` directly while Prometheus scrapes every
+second (fast, deterministic; ``rate()`` needs increases between two scrapes, hence the background
+recorder). A second scrape job without the token must see ``up == 0``: the protection holds for
+Prometheus too. Then against the whole server (real model) while ``stt-bench load`` streams
+synthesized speech at real time: the first-partial and final latency quantiles come back as
+numbers and agree with what the clients measured.
 """
 
 from __future__ import annotations
@@ -174,3 +176,49 @@ async def test_prometheus_scrapes_with_token_and_answers_quantiles(control_plane
     assert 0.75 < values["first_partial_p99"] <= 1.0
     assert 1.0 < values["final_p99"] <= 1.5
     assert 0.0025 < values["create_session_p99"] <= 0.005
+
+
+@pytest.fixture(scope="module")
+def speech_clip() -> Any:
+    from stt_server.bench.workload import SENTENCES, compose, synthesize
+
+    texts = list(SENTENCES[:2])
+    return compose(synthesize(texts), texts=texts)
+
+
+@pytest.mark.slow
+async def test_prometheus_quantiles_after_real_streams(prometheus_factory, speech_clip) -> None:
+    from rich.console import Console
+    from stt_server.app import SttServerApp
+    from stt_server.bench.load import LoadOptions, run_load
+
+    config = build_config({
+        "server": {"grpc_host": "127.0.0.1", "grpc_port": 0, "http_host": "127.0.0.1", "http_port": 0},
+        "auth": {"control_token": TOKEN}, "logging": {"format": "console"}, "model": {"device": "cpu"},
+    })
+    app = SttServerApp(config)
+    await app.start()
+    try:
+        base = prometheus_factory(app.http_port)
+        deadline = time.monotonic() + QUERY_TIMEOUT_SEC
+        async with aiohttp.ClientSession() as session:
+            assert await _until_number(session, base, 'up{job="stt"} == 1', deadline=deadline) == 1
+            options = LoadOptions(server=f"127.0.0.1:{app.grpc_port}", sessions=2, duration_sec=1.0, realtime=True,
+                                  http_url=f"http://127.0.0.1:{app.http_port}", token=TOKEN)
+            report = await run_load(options, console=Console(quiet=True), inputs=[speech_clip])
+            deadline = time.monotonic() + QUERY_TIMEOUT_SEC
+            first_p99 = await _until_number(session, base, QUERIES["first_partial_p99"], deadline=deadline)
+            final_p99 = await _until_number(session, base, QUERIES["final_p99"], deadline=deadline)
+            decode_p99 = await _until_number(session, base, QUERIES["decode_p99"], deadline=deadline)
+            streams = await _until_number(session, base, "sum(stt_streams_started_total)", deadline=deadline)
+    finally:
+        await app.stop()
+    assert report.errors.failures == 0
+    assert report.final.count == 4 and report.missing_finals == 0
+    assert streams == 2
+    # Server-side quantiles (bucket-interpolated) and client-side measurements describe the same
+    # streams: both well inside the SLO, and of the same order.
+    assert 0 < first_p99 <= 2.5 and 0 < final_p99 <= 5.0 and 0 < decode_p99 <= 5.0
+    assert report.first_partial.p99 is not None and report.final.p99 is not None
+    assert report.first_partial.p99 <= 2.5 and report.final.p99 <= 5.0
+    assert abs(final_p99 - report.final.p99) < 1.5
