@@ -23,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
+import aiohttp
+
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_kubeconfig, resource_path
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[3]
@@ -143,7 +145,7 @@ class LocalFleet:
             try:
                 await self.api.list(resource_path("v1", "namespaces"))
                 return
-            except (ApiError, OSError, Exception) as exc:  # noqa: BLE001 - any failure means "not yet"
+            except (ApiError, OSError, aiohttp.ClientError, ValueError) as exc:  # not up yet
                 self.check_alive()
                 if time.monotonic() > deadline:
                     raise FleetError(f"API server not answering: {exc}") from exc
@@ -201,9 +203,10 @@ def event_lines(events: Sequence[Mapping[str, Any]]) -> list[str]:
         obj = ev.get("involvedObject") or ev.get("regarding") or {}
         stamp = ev.get("lastTimestamp") or ev.get("eventTime") or ev.get("firstTimestamp") or \
             (ev.get("metadata") or {}).get("creationTimestamp") or ""
-        rows.append((str(stamp), f"{stamp[11:19] if len(stamp) >= 19 else stamp:8}  {ev.get('type', ''):7}  "
-                                 f"{ev.get('reason', ''):24}  {obj.get('kind', '')}/{obj.get('name', '')}  "
-                                 f"{ev.get('message') or ev.get('note', '')}"))
+        line = (f"{stamp[11:19] if len(stamp) >= 19 else stamp:8}  {ev.get('type', ''):7}  "
+                f"{ev.get('reason', ''):24}  {obj.get('kind', '')}/{obj.get('name', '')}  "
+                f"{ev.get('message') or ev.get('note', '')}")
+        rows.append((str(stamp), line))
     return [line for _, line in sorted(rows)]
 
 

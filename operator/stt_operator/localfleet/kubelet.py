@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
+
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_env, resource_path
 from stt_operator.localfleet.podprocess import LaunchError, LaunchPlan, PodProcess, plan_launch
 

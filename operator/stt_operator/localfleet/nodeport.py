@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+
 from stt_operator.autoscaling.kubeapi import (
     ApiError,
     KubeApi,

@@ -1,0 +1,243 @@
+"""`python -m stt_operator.demo` (what `make demo` runs): the whole system on this machine, end to end.
+
+It starts the local fleet (API server, kubelet, NodePort proxy, the real `stt-operator`), applies
+`crds/samples/demo.yaml`, waits for Ready and prints the `kubectl get stt` table, streams a
+synthesized sentence through the NodePort and prints the transcript, pushes real-time load until
+the operator scales up, stops it and watches the fleet scale back down, prints the Events and the
+measured figures, and tears everything down (also on errors and Ctrl-C). Exit code 0 on success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import psutil
+import yaml
+
+from stt_operator.autoscaling.kubeapi import resource_path
+from stt_operator.localfleet.fleet import REPO_ROOT, FleetError, LocalFleet, event_lines
+from stt_operator.localfleet.loadgen import LoadGenerator
+from stt_operator.localfleet.printing import printer_table
+
+SAMPLE: Final = REPO_ROOT / "crds" / "samples" / "demo.yaml"
+SENTENCE: Final = "The customer asked for a demo of the streaming transcription feature."
+T = TypeVar("T")
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+@dataclass
+class Figures:
+    """What the demo measured (seconds are wall-clock from the start of the load)."""
+
+    ready_after_start_sec: float = math.nan
+    scale_up_decision_sec: float = math.nan
+    new_pod_ready_sec: float = math.nan
+    scale_down_sec: float = math.nan
+    operator_cpu_percent: float = math.nan
+    operator_rss_mib_peak: float = math.nan
+
+
+class OperatorMeter:
+    """CPU (average over the window) and peak RSS of the operator process, sampled each second."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.cpu_start = sum(self.process.cpu_times()[:2])
+        self.wall_start = time.monotonic()
+        self.rss_peak = self.process.memory_info().rss
+        self._task = asyncio.create_task(self._sample())
+
+    async def _sample(self) -> None:
+        while True:
+            self.rss_peak = max(self.rss_peak, self.process.memory_info().rss)
+            await asyncio.sleep(1.0)
+
+    def stop(self) -> tuple[float, float]:
+        self._task.cancel()
+        cpu = sum(self.process.cpu_times()[:2]) - self.cpu_start
+        return 100.0 * cpu / max(1e-9, time.monotonic() - self.wall_start), self.rss_peak / 2**20
+
+
+async def until(fleet: LocalFleet, check: Callable[[], Awaitable[T | None]], *, what: str, timeout: float,
+                every: float = 0.25) -> T:
+    """Poll `check` until it returns something; fail with `what` (and stay alert to dead processes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        fleet.check_alive()
+        result = await check()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise FleetError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+def condition(obj: Mapping[str, Any], type_: str) -> str | None:
+    for cond in (obj.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == type_:
+            return str(cond.get("status"))
+    return None
+
+
+async def run(manifest: Path, *, load_workers: int | None, timeout: float) -> Figures:
+    docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+    server = next(d for d in docs if d.get("kind") == "SttServer")
+    namespace = server["metadata"].get("namespace") or "stt"
+    name = server["metadata"]["name"]
+    autoscaling = (server.get("spec") or {}).get("autoscaling") or {}
+    figures = Figures()
+    say(f"== starting the local fleet (namespace {namespace}) ==")
+    t0 = time.monotonic()
+    async with LocalFleet(namespace=namespace) as fleet:
+        api = fleet.api
+        stt_path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace, name=name)
+        dep_path = resource_path("apps/v1", "deployments", namespace=namespace, name=name)
+        say(f"   API server, kubelet, NodePort proxy and stt-operator are up (logs in {fleet.workdir})")
+        say(f"== applying {manifest.relative_to(REPO_ROOT) if manifest.is_relative_to(REPO_ROOT) else manifest} ==")
+        for obj in await fleet.apply(docs):
+            say(f"   {obj['kind'].lower()}/{obj['metadata']['name']} applied")
+
+        async def ready() -> dict[str, Any] | None:
+            obj = await api.get(stt_path)
+            return obj if condition(obj, "Ready") == "True" else None
+        stt = await until(fleet, ready, what=f"SttServer {name} to be Ready", timeout=timeout)
+        figures.ready_after_start_sec = time.monotonic() - t0
+        crd = await api.get(resource_path("apiextensions.k8s.io/v1", "customresourcedefinitions",
+                                          name="sttservers.sttfleet.io"))
+        say(f"== Ready after {figures.ready_after_start_sec:.1f} s: kubectl get stt -n {namespace} ==")
+        say(printer_table(crd, [stt]))
+
+        service = await api.get(resource_path("v1", "services", namespace=namespace, name=name))
+        node_port = next(p["nodePort"] for p in service["spec"]["ports"] if p.get("name") == "grpc")
+        target = f"127.0.0.1:{node_port}"
+        say(f"== streaming a synthesized sentence through the NodePort {target} ==")
+        await transcribe(target)
+
+        deployment = await api.get(dep_path)
+        start_replicas = int(deployment["spec"].get("replicas", 1))
+        workers = load_workers or default_workers(autoscaling)
+        meter = OperatorMeter(fleet.operator_pid or 0)
+        say(f"== load: {workers} concurrent real-time streams until the operator scales up ==")
+        load = LoadGenerator(target, workers=workers)
+        await load.start()
+
+        async def scaled_up() -> int | None:
+            replicas = int((await api.get(dep_path))["spec"].get("replicas", 1))
+            return replicas if replicas > start_replicas else None
+        new_replicas = await until(fleet, scaled_up, what="a scale-up decision", timeout=timeout)
+        figures.scale_up_decision_sec = time.monotonic() - load.started_at
+        reason = ((await api.get(stt_path)).get("status") or {}).get("autoscaling", {}).get("reason", "")
+        say(f"   {figures.scale_up_decision_sec:5.1f} s  operator scaled {start_replicas} -> {new_replicas}: {reason}")
+
+        async def new_pod_ready() -> int | None:
+            status = (await api.get(dep_path)).get("status") or {}
+            return status.get("readyReplicas") if (status.get("readyReplicas") or 0) >= new_replicas else None
+        await until(fleet, new_pod_ready, what="the new pods to be Ready", timeout=timeout)
+        figures.new_pod_ready_sec = time.monotonic() - load.started_at
+        say(f"   {figures.new_pod_ready_sec:5.1f} s  {new_replicas} pods Ready")
+
+        say("== load stopped: waiting for the scale-down (streams in flight finish first) ==")
+        await load.stop()
+        stopped_at = time.monotonic()
+        tally = load.tally
+        say(f"   load: {tally.completed} streams completed, {tally.finals} finals, failures {tally.failures or 'none'}")
+        for message in tally.messages:
+            say(f"     {message}")
+
+        async def scaled_down() -> int | None:
+            dep = await api.get(dep_path)
+            replicas = int(dep["spec"].get("replicas", 1))
+            live = (dep.get("status") or {}).get("replicas")
+            return replicas if replicas < new_replicas and live == replicas else None
+        final_replicas = await until(fleet, scaled_down, what="the scale-down", timeout=timeout + 300)
+        figures.scale_down_sec = time.monotonic() - stopped_at
+        say(f"   {figures.scale_down_sec:5.1f} s after the load stopped: {final_replicas} replica(s), drained")
+        figures.operator_cpu_percent, figures.operator_rss_mib_peak = meter.stop()
+
+        events = await api.list(resource_path("v1", "events", namespace=namespace))
+        say(f"== events in namespace {namespace} ==")
+        for line in event_lines(events):
+            say(f"   {line}")
+        say("== kubectl get stt ==")
+        say(printer_table(crd, [await api.get(stt_path)]))
+        say("== tearing down ==")
+    return figures
+
+
+def default_workers(autoscaling: Mapping[str, Any]) -> int:
+    """Enough streams to push one replica well past its per-replica target."""
+    sessions = autoscaling.get("targetActiveSessionsPerReplica")
+    return max(3, math.ceil(float(sessions) * 2)) if sessions else 6
+
+
+async def transcribe(target: str) -> None:
+    from stt_server.bench.workload import compose, synthesize
+    from stt_server.client import SttClient, WavAudio
+
+    clip = (await asyncio.to_thread(synthesize, [SENTENCE]))[0]
+    audio = compose([clip], texts=[SENTENCE])
+    say(f"   said:      {SENTENCE}")
+    last = ""
+
+    def show(response: Any) -> None:
+        nonlocal last
+        for result in response.results:
+            text = result.alternatives[0].transcript if result.alternatives else ""
+            if not result.is_final and text and text != last:
+                say(f"   partial:   {text}")
+                last = text
+    async with SttClient(target) as client:
+        outcome = await client.stream(WavAudio(audio.pcm, 16000), realtime=True, on_response=show)
+    if outcome.error is not None:
+        raise FleetError(f"the demo stream failed: {outcome.error}")
+    say(f"   final:     {outcome.transcript}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--manifest", type=Path, default=SAMPLE)
+    parser.add_argument("--load-workers", type=int, default=None)
+    parser.add_argument("--timeout", type=float, default=240.0, help="seconds allowed for each wait")
+    args = parser.parse_args(argv)
+    if not args.manifest.exists():
+        print(f"demo manifest {args.manifest} not found", file=sys.stderr)
+        return 1
+
+    async def guarded() -> Figures:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await run(args.manifest, load_workers=args.load_workers, timeout=args.timeout)
+
+    try:
+        figures = asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted: everything was stopped", file=sys.stderr)
+        return 130
+    except FleetError as exc:
+        print(f"demo failed: {exc}", file=sys.stderr)
+        return 1
+    say("== figures ==")
+    say(f"   fleet start to Ready:                {figures.ready_after_start_sec:6.1f} s")
+    say(f"   load start to scale-up decision:     {figures.scale_up_decision_sec:6.1f} s")
+    say(f"   load start to new pod Ready:         {figures.new_pod_ready_sec:6.1f} s")
+    say(f"   load stop to scaled down + drained:  {figures.scale_down_sec:6.1f} s")
+    say(f"   operator CPU (avg while managing):   {figures.operator_cpu_percent:6.1f} % of one core")
+    say(f"   operator RSS (peak):                 {figures.operator_rss_mib_peak:6.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
