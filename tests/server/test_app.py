@@ -133,3 +133,13 @@ async def test_sigterm_mid_stream_gets_final_and_exits_zero(
     assert "draining" in messages and "stt-server stopped" in messages
     started = next(line for line in lines if line["msg"].startswith("Streaming started"))
     assert started["session_id"] == outcome.session_id
+
+
+@pytest.mark.slow
+def test_demo_server_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    from stt_server.demo_server import main as demo_main
+
+    assert demo_main(["--text", "Good morning, the meeting starts at nine.", "--no-realtime"]) == 0
+    printed = capsys.readouterr().out
+    assert "final" in printed and "morning" in printed.lower()
+    assert "exit status 0" in printed
