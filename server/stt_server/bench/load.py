@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from stt_server.bench.notes import derive_notes
 from stt_server.bench.probe import ControlProbe, resource_delta, server_side_delta
@@ -64,7 +64,7 @@ def environment_line(server: str) -> str:
 
 
 async def _worker(index: int, client: SttClient, inputs: list[StreamAudio], *, options: LoadOptions,
-                  deadline: float, records: list[StreamRecord], progress: Progress, task: int) -> None:
+                  deadline: float, records: list[StreamRecord], progress: Progress, task: TaskID) -> None:
     # Stagger the starts (within the first quarter of the run, at most 1 s) so the N streams do
     # not speak in lockstep.
     await asyncio.sleep(random.Random(index).uniform(0.0, min(1.0, options.duration_sec / 4)))

@@ -98,14 +98,15 @@ class SystemSampler:
     def __init__(self, *, enable_gpu: bool, psutil_module: ModuleType | None | object = AUTO,
                  pynvml_module: ModuleType | None | object = AUTO) -> None:
         # AUTO imports the module when installed; tests pass ``None`` to simulate its absence.
-        self._psutil: Any = _optional_module("psutil") if psutil_module is AUTO else psutil_module
+        psutil: Any = _optional_module("psutil") if psutil_module is AUTO else psutil_module
+        self._psutil = psutil
         self._pynvml: Any = _optional_module("pynvml") if pynvml_module is AUTO else pynvml_module
         self._enable_gpu = enable_gpu
-        self._process = None
-        if self._psutil is not None:
-            self._process = self._psutil.Process()
+        self._process: Any = None
+        if psutil is not None:
+            self._process = psutil.Process()
             self._process.cpu_percent(None)  # prime: the first call always reads 0.0
-            self._psutil.cpu_percent(None)
+            psutil.cpu_percent(None)
 
     def sample(self) -> dict[str, Any]:
         """One snapshot; cheap enough to run on the event loop (no blocking intervals)."""
