@@ -101,6 +101,7 @@ class NodePortProxy:
         self.refresh_sec = refresh_sec
         self.listeners: dict[str, Listener] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def run(self) -> None:
         try:
@@ -119,9 +120,12 @@ class NodePortProxy:
         for listener in self.listeners.values():
             if listener.server is not None:
                 listener.server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Abort the open connections rather than cancel their tasks: asyncio's server callback
+        # reports cancelled connection tasks as errors, and an abort ends each pump cleanly.
+        for writer in list(self._writers):
+            writer.transport.abort()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
 
     async def refresh(self) -> None:
         services = [s for s in await self.api.list(resource_path("v1", "services"))
@@ -162,10 +166,13 @@ class NodePortProxy:
             self._tasks.add(task)
         listener.connections += 1
         upstream_w: asyncio.StreamWriter | None = None
+        self._writers.add(client_w)
         try:
             for host, port in listener.pick():
                 try:
-                    upstream_r, upstream_w = await asyncio.wait_for(asyncio.open_connection(host, port), 2.0)
+                    upstream_r, opened = await asyncio.wait_for(asyncio.open_connection(host, port), 2.0)
+                    self._writers.add(opened)
+                    upstream_w = opened
                     break
                 except (TimeoutError, OSError):
                     continue  # that pod just went away: try the next one
@@ -176,6 +183,7 @@ class NodePortProxy:
             listener.connections -= 1
             for writer in (client_w, upstream_w):
                 if writer is not None:
+                    self._writers.discard(writer)
                     writer.close()
                     with contextlib.suppress(ConnectionError, OSError):
                         await writer.wait_closed()
