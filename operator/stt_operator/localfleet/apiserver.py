@@ -34,6 +34,7 @@ from typing import Any, Self
 
 import aiohttp.web
 import kmock
+from kmock._internal import parsing as kmock_parsing
 import yaml
 from typing_extensions import override
 
@@ -56,6 +57,31 @@ class LocalKubernetesEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         self.faults = FaultPlan()
         self.store.listeners.add(self._on_change)
         self._sync_discovery()
+
+    @override
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # kmock's request parser fails on collection paths ending in "/namespaces" (e.g. GET
+        # /api/v1/namespaces, which kopf lists): parse those without the Kubernetes fields.
+        try:
+            kmock_parsing.parse_path(raw_request.path)
+        except ValueError:
+            pass
+        else:
+            return await super().__call__(raw_request)
+        body = await raw_request.read()
+        try:
+            data = json.loads(body) if body else None
+        except ValueError:
+            data = None
+        request = kmock.Request(id=len(self._requests), raw_request=raw_request, url=raw_request.url,
+                                method=raw_request.method, params=dict(raw_request.query),
+                                headers=dict(raw_request.headers), body=body, text=body.decode(errors="replace"),
+                                data=data)
+        self._requests.append(request)
+        try:
+            return await self._handle(request)
+        except Exception as exc:  # noqa: BLE001 - rendered as a Status body, as kmock does
+            return await self._render_error(exc)
 
     @override
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
