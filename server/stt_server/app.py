@@ -63,6 +63,7 @@ class SttServerApp:
         self._control: Any = None
         self._grpc_running = False
         self._shutdown = asyncio.Event()
+        self._sweeper: asyncio.Task[None] | None = None
         self.grpc_port = 0
         self.http_port = 0
 
@@ -81,6 +82,7 @@ class SttServerApp:
         self._grpc_running = True
         log.info("gRPC listening", extra={"host": self.config.server.grpc_host, "port": self.grpc_port})
         await self._start_control_plane()
+        self._sweeper = asyncio.create_task(self._sweep_sessions(), name="stt-session-sweeper")
         try:
             await self.engine.start()
         except Exception as exc:
@@ -98,6 +100,13 @@ class SttServerApp:
         self._control = ControlPlane(config=self.config, metrics=self.metrics, view=self)
         await self._control.start()
         self.http_port = int(self._control.port)
+
+    async def _sweep_sessions(self) -> None:
+        # expiry also runs on every create/claim; the sweep keeps gauges honest on a quiet server
+        interval = min(5.0, self.config.limits.session_ttl_sec / 4)
+        while True:
+            await asyncio.sleep(interval)
+            self.servicer.sessions.expire_stale()
 
     def request_shutdown(self) -> None:
         """Begin a graceful drain (signal handlers call this)."""
@@ -135,6 +144,11 @@ class SttServerApp:
 
     async def stop(self) -> None:
         """Stop everything that was started (idempotent)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._grpc is not None:
             server, self._grpc = self._grpc, None
             await server.stop(1.0)

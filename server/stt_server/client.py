@@ -203,4 +203,7 @@ class SttClient:
         except grpc.aio.AioRpcError as exc:
             outcome.error = SttClientError.from_rpc_error(exc)
             outcome.trailing = metadata_dict(exc.trailing_metadata())
+        except asyncio.CancelledError:
+            call.cancel()  # tell the server at once, so it frees the stream
+            raise
         return outcome

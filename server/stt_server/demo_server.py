@@ -48,12 +48,12 @@ def synthesize(text: str) -> WavAudio:
     return WavAudio(pcm=(np.clip(padded, -1, 1) * 32767).astype("<i2").tobytes(), sample_rate_hz=16000)
 
 
-async def wait_serving(target: str, process: subprocess.Popen[bytes]) -> None:
+async def wait_serving(target: str, process: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SEC
     async with grpc.aio.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         while True:
-            if process.poll() is not None:
+            if process.returncode is not None:
                 raise RuntimeError(f"stt-server exited with status {process.returncode} during start-up")
             with contextlib.suppress(grpc.aio.AioRpcError):
                 reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
@@ -71,9 +71,9 @@ async def run_demo(text: str, *, realtime: bool, log_path: Path) -> int:
     audio = synthesize(text)
     print(f"starting stt-server on {target} (control plane http://127.0.0.1:{http_port}, log {log_path})")
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "stt_server.cli", "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
-             "--http-host", "127.0.0.1", "--http-port", str(http_port), "--log-format", "console"],
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "stt_server.cli", "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
+            "--http-host", "127.0.0.1", "--http-port", str(http_port), "--log-format", "console",
             stdout=log_file, stderr=subprocess.STDOUT,
         )
         try:
@@ -90,9 +90,13 @@ async def run_demo(text: str, *, realtime: bool, log_path: Path) -> int:
                 outcome = await client.stream(audio, realtime=realtime, on_response=show,
                                               config=streaming_config(request_id="demo"))
         finally:
-            if process.poll() is None:
+            if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
-            status = process.wait(timeout=60)
+            try:
+                status = await asyncio.wait_for(process.wait(), timeout=60)
+            except TimeoutError:
+                process.kill()
+                raise
     if outcome.error is not None:
         print(f"stream failed: {outcome.error}", file=sys.stderr)
         return 1

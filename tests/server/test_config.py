@@ -87,3 +87,19 @@ def test_unreadable_and_non_mapping_files(tmp_path: Path) -> None:
     bad.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(bad)
+
+
+def _keys(model: object, prefix: str = "") -> list[str]:
+    from pydantic import BaseModel
+
+    keys = []
+    for name in type(model).model_fields:  # type: ignore[attr-defined]
+        value = getattr(model, name)
+        keys += _keys(value, f"{prefix}{name}.") if isinstance(value, BaseModel) else [f"{prefix}{name}"]
+    return keys
+
+
+def test_docs_list_every_key() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
+    missing = [key for key in _keys(ServerConfig()) if f"| `{key}` |" not in text]
+    assert not missing, f"docs/config.md lacks {missing}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 from conftest import assert_no_leaks, running_server, tone
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -117,3 +118,32 @@ async def test_not_ready_while_loading() -> None:
     finally:
         task.cancel()
         await app.stop()
+
+
+async def test_persist_audio_writes_one_wav_per_session(tmp_path: object) -> None:
+    import wave
+    from pathlib import Path
+
+    directory = Path(str(tmp_path))
+    async with running_server({"storage": {"persist_audio": True, "directory": str(directory)}}) as server, \
+            server.client() as client:
+        first = await client.stream(tone(1.0))
+        second = await client.stream(tone(0.5, rate=8000), use_session=False)
+        assert first.error is None and second.error is None
+        assert server.app.capture is not None and server.app.capture.flush()
+        files = sorted(directory.glob("*.wav"))
+        assert len(files) == 2
+        assert any(f.name.endswith(f"_{first.session_id}.wav") for f in files)
+        frames = []
+        for path in files:
+            with wave.open(str(path)) as handle:
+                assert handle.getframerate() == 16000
+                frames.append(handle.getnframes())
+        assert sorted(frames) == [pytest.approx(8000, abs=200), 16000]
+
+
+async def test_unused_sessions_expire_without_traffic() -> None:
+    async with running_server({"limits": {"session_ttl_sec": 0.2}}) as server, server.client() as client:
+        await client.create_session(streaming_config())
+        assert server.gauge("stt_active_sessions") == 1
+        await assert_no_leaks(server, timeout=3)  # the sweeper expires it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 from collections.abc import Iterator
@@ -106,3 +107,20 @@ async def test_real_engine_stream_buffer_cap_leaves_other_streams_alone(whisper_
         assert failing.error is not None and failing.error.error_code == "ERR1014"
         assert fine.error is None and "morning" in fine.transcript.lower()
         await assert_no_leaks(server)
+
+
+async def test_real_engine_client_vanishing_mid_stream_leaks_nothing(whisper_backend: WhisperBackend) -> None:
+    engine = real_engine(whisper_backend)
+    async with running_server(engine=engine) as server, server.client() as client:
+        got_partial = asyncio.Event()
+        stream = asyncio.create_task(client.stream(
+            speech_wav(SENTENCES[1]), realtime=True,
+            on_response=lambda r: got_partial.set() if any(not x.is_final for x in r.results) else None))
+        await asyncio.wait_for(got_partial.wait(), timeout=30)
+        stream.cancel()  # the client goes away while decodes are scheduled
+        with contextlib.suppress(asyncio.CancelledError):
+            await stream
+        await assert_no_leaks(server)
+        assert engine.open_streams == 0
+        again = await client.stream(speech_wav("Good morning everyone."))
+        assert again.error is None and "morning" in again.transcript.lower()
