@@ -205,7 +205,7 @@ async def autoscaler(body: kopf.Body, spec: kopf.Spec, stopped: kopf.DaemonStopp
             autoscaling = spec.get("autoscaling") or {}
             if not autoscaling.get("enabled"):
                 state.history = History()  # a later re-enable starts fresh, as a new HPA would
-                await stopped.wait(DEFAULT_INTERVAL_SEC)
+                await stopped.wait(min(DEFAULT_INTERVAL_SEC, interval_of(autoscaling)))
                 continue
             try:
                 await autoscale_once(api, body, state=state, policy=policy_from_spec(autoscaling), post_event=post)
