@@ -34,7 +34,7 @@ WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("a
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # kopf's own Events only for trouble; our Events describe what we did (events.py).
     settings.posting.level = logging.WARNING
     # Keep kopf's bookkeeping in annotations of our group, not in the (schema-pruned) status.
@@ -54,7 +54,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 
 @kopf.on.cleanup()
-async def close(memo: kopf.Memo, **_: Any) -> None:
+async def close(memo: Any, **_: Any) -> None:
     if "reconciler" in memo:
         await memo["reconciler"].close()
     if "api" in memo:
@@ -64,7 +64,9 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-async def reconcile_server(name: str, namespace: str, memo: kopf.Memo, retry: int, **_: Any) -> None:
+async def reconcile_server(name: str, namespace: str | None, memo: Any, retry: int, **_: Any) -> None:
+    if namespace is None:  # pragma: no cover - SttServer is namespaced; kopf types allow None
+        return
     try:
         await memo["reconciler"].reconcile(namespace, name)
     except SpecError as exc:
@@ -76,8 +78,9 @@ async def reconcile_server(name: str, namespace: str, memo: kopf.Memo, retry: in
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SEC, initial_delay=RESYNC_SEC, idle=None)
-async def resync(name: str, namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    memo["reconciler"].request(namespace, name)
+async def resync(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    if namespace is not None:
+        memo["reconciler"].request(namespace, name)
 
 
 def _owner_of(body: kopf.Body) -> str | None:
@@ -90,7 +93,7 @@ def _owner_of(body: kopf.Body) -> str | None:
 
 def _register_child_watch(group: str, version: str, plural: str) -> None:
     @kopf.on.event(group, version, plural, labels=dict(MANAGED_BY), id=f"drift-{plural}")
-    async def child_changed(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    async def child_changed(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
         owner = _owner_of(body)
         if owner is not None and namespace is not None and "reconciler" in memo:
             memo["reconciler"].request(namespace, owner)

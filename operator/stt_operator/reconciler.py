@@ -13,7 +13,7 @@ import asyncio
 import datetime
 import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import aiohttp
 import kopf
@@ -127,7 +127,7 @@ class Reconciler:
             child.setdefault("metadata", {})["namespace"] = namespace
             if child["kind"] == "Deployment":
                 child["spec"]["replicas"] = replicas
-            kopf.adopt(child, owner=body)
+            kopf.adopt(child, owner=kopf.Body(cast(kopf.RawBody, body)))
         notes: list[tuple[events.EventType, str, str]] = []
         apply_error: BaseException | None = None
         try:
@@ -147,7 +147,7 @@ class Reconciler:
                     notes.append(events.child_event(stale["kind"], stale["metadata"]["name"], "deleted"))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - reported in status, then re-raised below
+        except Exception as exc:
             if not is_transient(exc):
                 raise
             apply_error = exc

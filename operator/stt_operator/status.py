@@ -66,7 +66,7 @@ def endpoints(service: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     meta, spec = service.get("metadata") or {}, service.get("spec") or {}
     grpc = next((p for p in spec.get("ports") or () if p.get("name") == "grpc"), None) or {}
     port = int(grpc.get("port") or GRPC_PORT_DEFAULT)
-    result = [{"name": "grpc", "type": "ClusterIP", "address": f"{meta.get('name')}.{meta.get('namespace')}.svc:{port}"}]
+    result: list[dict[str, Any]] = [{"name": "grpc", "type": "ClusterIP", "address": f"{meta.get('name')}.{meta.get('namespace')}.svc:{port}"}]
     if spec.get("type") == "NodePort" and grpc.get("nodePort"):
         result.append({"name": "grpc", "type": "NodePort", "address": f"<node>:{grpc['nodePort']}",
                        "nodePort": int(grpc["nodePort"])})
@@ -127,17 +127,16 @@ def merge_conditions(previous: Sequence[Mapping[str, Any]], wanted: Sequence[Map
                 and before.get("reason") != "AutoscalingDisabled":
             merged.append(dict(before))  # the autoscaler's own verdict wins over our placeholder
             continue
-        changed = before is None or before.get("status") != cond["status"]
-        merged.append({**cond, "lastTransitionTime": now if changed else before.get("lastTransitionTime", now),
+        kept = before.get("lastTransitionTime") if before and before.get("status") == cond["status"] else None
+        merged.append({**cond, "lastTransitionTime": kept or now,
                        "observedGeneration": generation})
     return merged
 
 
 def compute_status(observed: Observed, *, previous: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
     """The status object to write (a merge patch of `.status`; other writers' fields survive)."""
-    previous = previous or {}
     n = _deployment_numbers(observed.deployment)
-    conditions = merge_conditions(previous.get("conditions") or (), desired_conditions(observed),
+    conditions = merge_conditions((previous or {}).get("conditions") or (), desired_conditions(observed),
                                   generation=observed.generation, now=now,
                                   autoscaler_owned=observed.autoscaling_enabled)
     status: dict[str, Any] = {

@@ -6,7 +6,12 @@ from dataclasses import dataclass, field
 
 from stt_operator.localfleet.patching import merge_patch
 from stt_operator.reconcile import (
-    LAST_APPLIED, desired_replicas, is_subset, last_applied_of, three_way_patch, with_last_applied,
+    LAST_APPLIED,
+    desired_replicas,
+    is_subset,
+    last_applied_of,
+    three_way_patch,
+    with_last_applied,
 )
 
 

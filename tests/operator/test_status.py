@@ -24,8 +24,8 @@ def _service(kind: str = "ClusterIP", node_port: int | None = None) -> dict[str,
 
 
 def _observe(**kw: Any) -> Observed:
-    base: dict[str, Any] = dict(generation=3, desired_replicas=2, deployment=_deployment(), service=_service(),
-                                selector="app.kubernetes.io/instance=stt")
+    base: dict[str, Any] = {"generation": 3, "desired_replicas": 2, "deployment": _deployment(),
+                            "service": _service(), "selector": "app.kubernetes.io/instance=stt"}
     return Observed(**{**base, **kw})
 
 

@@ -30,12 +30,13 @@ import logging
 import pathlib
 import signal
 from collections.abc import Iterable, Mapping
+from types import TracebackType
 from typing import Any, Self
 
 import aiohttp.web
 import kmock
-from kmock._internal import parsing as kmock_parsing
 import yaml
+from kmock._internal import parsing as kmock_parsing
 from typing_extensions import override
 
 from stt_operator.localfleet import errors, routing, watching
@@ -86,6 +87,8 @@ class LocalKubernetesEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
     @override
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         raw = request._raw_request
+        if raw is None:  # only kmock's own unit tests build requests without one
+            raise errors.bad_request("no HTTP request behind this request")
         method, path = raw.method.upper(), raw.path
         fault = self.faults.take(method, path)
         if fault is not None:
@@ -103,13 +106,14 @@ class LocalKubernetesEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         if method == "GET" and params.get("watch") in ("true", "1"):
             return await watching.stream(self.store, target, raw, params)
         content_type = raw.headers.get("Content-Type", "application/json")
-        result = routing.handle(self.store, target, method=method, params=params, body=request.data,
+        body: Any = request.data
+        result = routing.handle(self.store, target, method=method, params=params, body=body,
                                 content_type=content_type)
         return aiohttp.web.json_response(result, status=201 if method == "POST" else 200)
 
     @override
     async def _serve_version(self, request: kmock.Request) -> Any:
-        document = await super()._serve_version(request)
+        document: Any = await super()._serve_version(request)
         if document.get("groupVersion") == "/v1":
             document["groupVersion"] = "v1"  # kmock writes the core group's version as "/v1"
         return document
@@ -148,12 +152,13 @@ class LocalApiServer:
             self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         self.faults.clear()
         try:
-            await self._server.__aexit__(*exc_info)
+            await self._server.__aexit__(exc_type, exc, tb)
         finally:
-            await self.emulator.__aexit__(*exc_info)
+            await self.emulator.__aexit__(exc_type, exc, tb)
 
     @property
     def store(self) -> Store:

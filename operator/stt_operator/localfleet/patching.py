@@ -46,7 +46,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def strategic_merge_patch(target: Any, patch: Any, *, field: str | None = None) -> Any:
     """Merge patch, except that lists named in MERGE_KEYS merge element-wise by their key."""
-    if isinstance(patch, list) and isinstance(target, list) and field in MERGE_KEYS:
+    if isinstance(patch, list) and isinstance(target, list) and field is not None and field in MERGE_KEYS:
         return _merge_list(target, patch, key=MERGE_KEYS[field])
     if not isinstance(patch, Mapping):
         return copy.deepcopy(patch)

@@ -39,12 +39,10 @@ async def stream(store: Store, target: Target, raw: aiohttp.web.BaseRequest,
         fields = field_predicate(params.get("fieldSelector"))
     except SelectorError as exc:
         raise errors.bad_request(str(exc)) from None
-    if target.name is not None:
-        by_name = field_predicate(f"metadata.name={target.name}")
-        fields = (lambda outer: lambda o: outer(o) and by_name(o))(fields)
+    by_name = field_predicate(f"metadata.name={target.name}" if target.name else None)
 
     def matches(obj: Mapping[str, Any] | None) -> bool:
-        return obj is not None and labels(obj) and fields(obj)
+        return obj is not None and labels(obj) and fields(obj) and by_name(obj)
 
     def to_event(change: Change) -> dict[str, Any] | None:
         if change.rtype.key != target.rtype.key:
@@ -93,9 +91,9 @@ async def stream(store: Store, target: Target, raw: aiohttp.web.BaseRequest,
                 break
             if change.rv <= last_rv:
                 continue
-            event = to_event(change)
-            if event is not None:
-                await response.write(json.dumps(event).encode() + b"\n")
+            live = to_event(change)
+            if live is not None:
+                await response.write(json.dumps(live).encode() + b"\n")
     except (ConnectionResetError, ConnectionError):
         pass  # the client went away; nothing to tell it
     finally:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from stt_operator.localfleet.apiserver import LocalApiServer
-
 from localfleet_http import CONFIGMAPS, DEPLOYMENTS, Http, deployment
+from stt_operator.localfleet.apiserver import LocalApiServer
 
 
 async def test_resource_version_increases_and_noop_writes_keep_it(http: Http) -> None:
@@ -48,7 +47,7 @@ async def test_conflicts_and_not_found(http: Http) -> None:
     stale = {**created, "spec": {**created["spec"], "replicas": 4}}
     code, body = await http.put(f"{DEPLOYMENTS}/web", stale)
     assert (code, body["reason"]) == (409, "Conflict")
-    code, body = await http.merge(f"{DEPLOYMENTS}/web", {"metadata": {"resourceVersion": "1"}, "spec": {}})
+    code, _ = await http.merge(f"{DEPLOYMENTS}/web", {"metadata": {"resourceVersion": "1"}, "spec": {}})
     assert code == 409
     code, body = await http.get(f"{DEPLOYMENTS}/nope")
     assert (code, body["reason"], body["kind"]) == (404, "NotFound", "Status")
@@ -70,7 +69,7 @@ async def test_finalizers_hold_deletion_until_removed(http: Http) -> None:
 
 async def test_json_patch_failed_test_is_422(http: Http) -> None:
     await http.post(CONFIGMAPS, {"metadata": {"name": "cm"}, "data": {"a": "1"}})
-    code, body = await http.call("PATCH", f"{CONFIGMAPS}/cm", [
+    code, _ = await http.call("PATCH", f"{CONFIGMAPS}/cm", [
         {"op": "test", "path": "/metadata/resourceVersion", "value": "0"},
         {"op": "replace", "path": "/data/a", "value": "2"}], content_type="application/json-patch+json")
     assert code == 422

@@ -14,7 +14,6 @@ import aiohttp
 import kopf
 import pytest
 from localfleet_http import CONFIGMAPS, DEPLOYMENTS, Http, deployment
-
 from stt_operator.localfleet.apiserver import LocalApiServer
 
 WIDGETS = "/apis/example.com/v1/namespaces/test/widgets"
