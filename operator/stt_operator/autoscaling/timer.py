@@ -159,7 +159,8 @@ async def autoscale_once(
     deployment = await api.get_or_none(dep_path)
     if deployment is None:
         return None
-    current = int((deployment.get("spec") or {}).get("replicas", 1))
+    replicas = (deployment.get("spec") or {}).get("replicas")
+    current = 1 if replicas is None else int(replicas)  # the API server defaults an unset count to 1
     pods = await api.list(resource_path("v1", "pods", namespace=namespace),
                           labels={"app.kubernetes.io/name": "stt-server", "app.kubernetes.io/instance": name})
     token = await read_control_token(api, deployment, namespace)

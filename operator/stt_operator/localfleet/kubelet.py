@@ -188,7 +188,7 @@ class Kubelet:
     async def _reconcile_deployment(self, dep: dict[str, Any]) -> None:
         meta, spec = dep["metadata"], dep["spec"]
         namespace, name = meta.get("namespace") or "default", meta["name"]
-        desired = int(spec.get("replicas", 1))
+        desired = 1 if spec.get("replicas") is None else int(spec["replicas"])  # unset means 1, as defaulted
         thash = template_hash(spec.get("template") or {})
         mine = [p for p in self.pods.values() if p.namespace == namespace and p.deployment == name and not p.deleting]
         new = [p for p in mine if p.template_hash == thash]
@@ -354,7 +354,7 @@ class Kubelet:
         mine = [p for p in self.pods.values() if p.namespace == namespace and p.deployment == name]
         active = [p for p in mine if not p.deleting]
         ready = sum(p.ready for p in active)
-        desired = int(dep["spec"].get("replicas", 1))
+        desired = int(dep["spec"]["replicas"]) if dep["spec"].get("replicas") is not None else 1
         updated = sum(p.template_hash == thash for p in active)
         status = {
             "observedGeneration": int(meta.get("generation") or 1),
