@@ -28,6 +28,7 @@ class Inbox(Generic[T]):
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=_QUEUE_DEPTH)
         self._idle_timeout_sec = idle_timeout_sec
         self._stopped = False
+        self.ended = False  # the client half-closed (or the call broke) and we saw it
         self._reader = asyncio.create_task(self._read(requests), name="stt-inbox-reader")
 
     async def _read(self, requests: AsyncIterator[T]) -> None:
@@ -49,6 +50,7 @@ class Inbox(Generic[T]):
         except TimeoutError:
             raise SttError(ErrorCode.IDLE_TIMEOUT, limit=f"{self._idle_timeout_sec:g}") from None
         if item is _END or self._stopped:
+            self.ended = self.ended or item is _END
             self._stopped = True
             return None
         return item  # type: ignore[return-value]
@@ -68,6 +70,7 @@ class Inbox(Generic[T]):
             except TimeoutError:
                 return False
             if item is _END:
+                self.ended = True
                 return True
         return False
 

@@ -39,8 +39,9 @@ from stt_server.proto_gen import stt_pb2, stt_pb2_grpc
 
 log = logging.getLogger(__name__)
 _Request = stt_pb2.StreamingRecognizeRequest
-# how long a failing stream keeps reading, so a client about to half-close sees our status
-_ERROR_DRAIN_SEC: Final = 0.5
+# how long a stream the server ends early keeps reading, so a client about to half-close sees our
+# status rather than grpc.aio's INTERNAL (grpc/grpc#36066)
+_END_DRAIN_SEC: Final = 0.5
 
 
 class EngineLike(Protocol):
@@ -252,8 +253,9 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
                 await run.close()
             if session is not None:
                 self.sessions.release(session)
-            if error is not None and inbox is not None:
-                await inbox.drain(_ERROR_DRAIN_SEC)
+            if inbox is not None and not inbox.ended:
+                # we end the call before the client half-closed (error, single utterance, drain)
+                await inbox.drain(_END_DRAIN_SEC)
         finally:
             if inbox is not None:
                 await inbox.close()
