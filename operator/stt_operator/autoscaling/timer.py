@@ -71,7 +71,13 @@ def policy_from_spec(autoscaling: Any) -> AutoscalingPolicy:
 
 
 def interval_of(autoscaling: Any) -> float:
-    value = _get(autoscaling, "scrapeIntervalSeconds", "scrape_interval_seconds")
+    """Seconds between passes: `scrapeIntervalSeconds` (a number) or `scrapeInterval` ("15s", "1m")."""
+    value = _get(autoscaling, "scrapeIntervalSeconds", "scrape_interval_seconds") or \
+        _get(autoscaling, "scrapeInterval", "scrape_interval")
+    if isinstance(value, str):
+        units = {"ms": 0.001, "s": 1.0, "m": 60.0}
+        unit = next((u for u in ("ms", "s", "m") if value.endswith(u)), "")
+        value = float(value[: len(value) - len(unit)]) * units.get(unit, 1.0)
     return float(value) if value else DEFAULT_INTERVAL_SEC
 
 

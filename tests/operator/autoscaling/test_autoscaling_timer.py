@@ -12,7 +12,13 @@ import pytest
 from aiohttp import web
 from stt_operator.autoscaling.behavior import Behavior
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfig, resource_path
-from stt_operator.autoscaling.timer import AutoscalerState, autoscale_once, policy_from_spec, set_condition
+from stt_operator.autoscaling.timer import (
+    AutoscalerState,
+    autoscale_once,
+    interval_of,
+    policy_from_spec,
+    set_condition,
+)
 from stt_operator.localfleet.apiserver import LocalApiServer
 
 NS = "stt"
@@ -152,3 +158,10 @@ def test_set_condition_keeps_transition_time_unless_status_flips() -> None:
     assert {"type": "Ready", "status": "True"} in same
     flipped = set_condition(old, type_="ScalingActive", status=False, reason="C", message="m3")
     assert next(c for c in flipped if c["type"] == "ScalingActive")["lastTransitionTime"] != "2020-01-01T00:00:00Z"
+
+
+def test_scrape_interval_accepts_seconds_or_a_duration() -> None:
+    assert interval_of({"scrapeIntervalSeconds": 2}) == 2.0
+    assert interval_of({"scrapeInterval": "500ms"}) == 0.5
+    assert interval_of({"scrapeInterval": "1m"}) == 60.0
+    assert interval_of({}) == 15.0
