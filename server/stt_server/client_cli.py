@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Final, TextIO
 
 import grpc
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--server", default="127.0.0.1:50051", help="HOST:PORT (default 127.0.0.1:50051)")
         sub.add_argument("--api-key", default=os.environ.get("STT_API_KEY"), help="API key (or STT_API_KEY)")
         sub.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the server")
+        sub.add_argument("--ca-cert", help="PEM CA certificate: connect with TLS, trusting this CA")
     transcribe.add_argument("--realtime", action="store_true", help="pace the audio at real time")
     transcribe.add_argument("--json", action="store_true", help="print every response as one JSON line")
     transcribe.add_argument("--language", default="", help="language code (default: the server's)")
@@ -93,7 +95,7 @@ async def transcribe(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> i
     printer = TranscriptPrinter(out=out, err=err, as_json=args.json)
     config = streaming_config(sample_rate_hz=audio.sample_rate_hz, channels=audio.channels,
                               language_code=args.language)
-    async with SttClient(args.server, api_key=args.api_key) as client:
+    async with _client(args) as client:
         if not await _connect(client, args, err):
             return EXIT_RETRYABLE
         try:
@@ -111,7 +113,7 @@ async def transcribe(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> i
 
 
 async def info(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
-    async with SttClient(args.server, api_key=args.api_key) as client:
+    async with _client(args) as client:
         if not await _connect(client, args, err):
             return EXIT_RETRYABLE
         try:
@@ -119,8 +121,16 @@ async def info(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         except SttClientError as exc:
             print(describe(exc), file=err)
             return exit_code_for(exc)
-    print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2), file=out)
+    try:
+        print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True), indent=2), file=out)
+    except BrokenPipeError:  # piped into head: the reader has what it wanted
+        pass
     return 0
+
+
+def _client(args: argparse.Namespace) -> SttClient:
+    roots = Path(args.ca_cert).read_bytes() if args.ca_cert else None
+    return SttClient(args.server, api_key=args.api_key, root_certificates=roots)
 
 
 async def _connect(client: SttClient, args: argparse.Namespace, err: TextIO) -> bool:

@@ -147,3 +147,20 @@ async def test_unused_sessions_expire_without_traffic() -> None:
         await client.create_session(streaming_config())
         assert server.gauge("stt_active_sessions") == 1
         await assert_no_leaks(server, timeout=3)  # the sweeper expires it
+
+
+async def test_tls_when_cert_and_key_are_configured(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from stt_server.client import SttClient
+    from stt_server.tools.self_signed_cert import write_self_signed
+
+    cert, key = Path(str(tmp_path)) / "server.crt", Path(str(tmp_path)) / "server.key"
+    write_self_signed(cert, key, days=1)
+    overrides = {"server": {"tls": {"cert_file": str(cert), "key_file": str(key)}}}
+    async with running_server(overrides) as server:
+        async with SttClient(server.target, root_certificates=cert.read_bytes()) as secure:
+            assert (await secure.stream(tone(0.6))).error is None
+        async with SttClient(server.target) as plain:
+            with pytest.raises(TimeoutError):
+                await plain.wait_ready(timeout=1.0)  # plaintext cannot talk to a TLS port
