@@ -17,10 +17,12 @@ import contextlib
 import functools
 import itertools
 import logging
+import random
 import signal
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
@@ -34,6 +36,7 @@ from stt_operator.autoscaling.kubeapi import (
 from stt_operator.autoscaling.scraper import pod_is_ready
 
 log = logging.getLogger("stt_operator.localfleet.nodeport")
+NODE_PORT_RANGE: Final = (30000, 32767)
 
 
 def _target_port(pod: Mapping[str, Any], target: int | str) -> int | None:
@@ -60,6 +63,19 @@ def endpoints(service: Mapping[str, Any], pods: list[dict[str, Any]], *, port: M
         if ip and target and pod_is_ready(pod):
             out.append((ip, target))
     return out
+
+
+def _free_node_port(taken: set[int]) -> int:
+    for candidate in random.sample(range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1), 200):
+        if candidate in taken:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+        return candidate
+    raise RuntimeError("no free port in the NodePort range")
 
 
 @dataclass
@@ -135,6 +151,8 @@ class NodePortProxy:
         for service in services:
             meta = service["metadata"]
             namespace = meta.get("namespace")
+            if any(not p.get("nodePort") for p in service["spec"].get("ports") or ()):
+                service = await self._allocate_node_ports(service)
             ns_pods = [p for p in pods if p["metadata"].get("namespace") == namespace]
             for port in service["spec"].get("ports") or ():
                 if not port.get("nodePort"):
@@ -159,6 +177,19 @@ class NodePortProxy:
             gone = self.listeners.pop(key)
             if gone.server is not None:
                 gone.server.close()
+
+    async def _allocate_node_ports(self, service: dict[str, Any]) -> dict[str, Any]:
+        """Give NodePort ports without a nodePort a free one from 30000-32767, as the API server would."""
+        taken = {lst.node_port for lst in self.listeners.values()}
+        ports = []
+        for port in service["spec"].get("ports") or ():
+            if not port.get("nodePort"):
+                port = {**port, "nodePort": _free_node_port(taken)}
+                taken.add(port["nodePort"])
+            ports.append(port)
+        meta = service["metadata"]
+        path = resource_path("v1", "services", namespace=meta.get("namespace"), name=meta["name"])
+        return await self.api.merge_patch(path, {"spec": {"ports": ports}})
 
     async def _serve(self, listener: Listener, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

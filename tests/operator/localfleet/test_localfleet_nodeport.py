@@ -119,3 +119,36 @@ async def test_no_ready_pod_refuses_the_connection() -> None:
     finally:
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_missing_node_port_is_allocated_and_served() -> None:
+    bare = {**SERVICE, "spec": {**SERVICE["spec"], "ports": [{"name": "grpc", "port": 50051, "targetPort": "grpc"}]}}
+
+    class AllocatingApi(FakeApi):
+        service: dict[str, Any] = bare
+
+        async def list(self, path: str, **_: Any) -> list[dict[str, Any]]:
+            return [self.service] if path.endswith("/services") else list(self.pods)
+
+        async def merge_patch(self, path: str, patch: dict[str, Any]) -> dict[str, Any]:
+            assert path == "/api/v1/namespaces/stt/services/demo"
+            self.service = {**self.service, "spec": {**self.service["spec"], **patch["spec"]}}
+            return self.service
+
+    api = AllocatingApi([pod("a", "127.0.0.2")])
+    proxy = NodePortProxy(api, refresh_sec=0.05)  # type: ignore[arg-type]
+    async with named_server("127.0.0.2"):
+        runner = asyncio.create_task(proxy.run())
+        try:
+            for _ in range(100):
+                if proxy.listeners:
+                    break
+                await asyncio.sleep(0.02)
+            allocated = api.service["spec"]["ports"][0]["nodePort"]
+            assert 30000 <= allocated <= 32767
+            r, w = await asyncio.open_connection("127.0.0.1", allocated)
+            assert await ask(w, r, "hello") == "127.0.0.2:hello"
+            w.close()
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
