@@ -84,11 +84,13 @@ class StreamRecognizer:
         self._speech_start_wall = 0.0
         self._last_partial_end = 0
         self._partial: asyncio.Future[DecodeOutcome | None] | None = None
+        self._partial_utterance = -1
         self._final_tasks: set[asyncio.Task[DecodeOutcome | None]] = set()
         self._held_final_bytes = 0
         self._stopped = False  # single utterance done: further audio is ignored
         self._finished = False
         self._closed = False
+        self._closed_future: asyncio.Future[None] | None = None
         self.timing_totals = DecodeTiming(0.0, 0.0, 0.0, 0.0)
         self.decode_count = 0
 
@@ -152,6 +154,7 @@ class StreamRecognizer:
         self._buffer.clear()
         self._held_final_bytes = 0
         self._ledger.release(self.session_id)
+        self._closed_signal().set_result(None)
         self._out.put_nowait(_END)
         self._on_close(self)
 
@@ -218,14 +221,17 @@ class StreamRecognizer:
             utterance_index=self._utterance_index, buffer_wait=max(0.0, self._clock() - origin_wall))
 
     async def _maybe_partial(self) -> None:
-        if not self.options.interim_results or (self._partial is not None and not self._partial.done()):
+        if not self.options.interim_results:
             return
+        if self._partial is not None and not self._partial.done() and self._partial_utterance == self._utterance_index:
+            return  # one partial in flight per utterance keeps partials cheap under load
         end = self._buffer.end
         if (end - self._last_partial_end) / SAMPLE_RATE < self.settings.partial_interval_sec:
             return
         self._last_partial_end = end
         job = self._job("partial", end, origin_wall=self._wall_time_of(end - 1))
         self._partial = await self._scheduler.submit_partial(job)
+        self._partial_utterance = self._utterance_index
         self._out.put_nowait(_Pending("partial", self._partial, self._utterance_index, self._utterance_start, end,
                                       self._speech_start_wall))
 
@@ -266,7 +272,11 @@ class StreamRecognizer:
                 yield item
                 continue
             assert isinstance(item, _Pending)
-            await asyncio.wait([item.waiter])  # never raises; a cancelled waiter means the stream closed
+            # asyncio.wait never raises; close() resolves _closed_signal so an orphaned decode
+            # still inside the model does not hold the caller.
+            await asyncio.wait([item.waiter, self._closed_signal()], return_when=asyncio.FIRST_COMPLETED)
+            if self._closed:
+                return
             if item.waiter.cancelled():
                 continue
             outcome = item.waiter.result()  # re-raises DecodeQueueFull / ModelError for the servicer
@@ -276,6 +286,11 @@ class StreamRecognizer:
             if result is not None:
                 self._sent(item, outcome, result)
                 yield result
+
+    def _closed_signal(self) -> asyncio.Future[None]:
+        if self._closed_future is None:
+            self._closed_future = asyncio.get_running_loop().create_future()
+        return self._closed_future
 
     def _result(self, item: _Pending, outcome: DecodeOutcome) -> RecognitionResult | None:
         agreement = self._agreements.get(item.utterance_index)
