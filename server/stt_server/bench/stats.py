@@ -41,12 +41,13 @@ class Summary:
         return asdict(self)
 
     def triple(self, *, unit_ms: bool = False) -> str:
-        """``"0.41 / 0.80 / 1.22 s"`` (or ms), ``"no data"`` when empty."""
+        """``"0.41 / 0.80 / 1.22 s (max 1.30, n=40)"`` (or ms), ``"no data"`` when empty."""
         if self.count == 0 or self.p50 is None or self.p90 is None or self.p99 is None:
             return "no data"
         scale, unit, digits = (1000.0, "ms", 1) if unit_ms else (1.0, "s", 2)
+        worst = f"max {self.max * scale:.{digits}f}, " if self.max is not None else ""
         return (f"{self.p50 * scale:.{digits}f} / {self.p90 * scale:.{digits}f} / "
-                f"{self.p99 * scale:.{digits}f} {unit} (n={self.count})")
+                f"{self.p99 * scale:.{digits}f} {unit} ({worst}n={self.count})")
 
 
 def summarize(values: Sequence[float]) -> Summary:

@@ -45,7 +45,7 @@ def test_markdown_fills_every_seed_field() -> None:
         assert line is not None, seed_field
         assert line.removeprefix(seed_field).strip(), f"{seed_field} left empty"
     assert "- Concurrent sessions: 8" in text
-    assert "- First partial P50/P90/P99: 1.10 / 1.34 / 1.39 s (n=3)" in text
+    assert "- First partial P50/P90/P99: 1.10 / 1.34 / 1.39 s (max 1.40, n=3)" in text
     assert "1 utterance(s) got no final" in text
     assert "2 of 40 calls (5.00%); by code: ERR1011: 2" in text and "counted against the SLO: 0.00%" in text
     assert "RSS 400.0 MiB -> 420.0 MiB (+20.0 MiB); threads 20 -> 22 (+2)" in text

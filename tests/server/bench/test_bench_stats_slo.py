@@ -30,8 +30,8 @@ def test_percentile_small_samples() -> None:
 def test_summary_and_its_text() -> None:
     summary = summarize([0.1, 0.2, 0.3, 0.4, 1.0])
     assert (summary.count, summary.p50, summary.max) == (5, 0.3, 1.0)
-    assert summary.triple() == "0.30 / 0.76 / 0.98 s (n=5)"
-    assert summarize([0.004, 0.006]).triple(unit_ms=True) == "5.0 / 5.8 / 6.0 ms (n=2)"
+    assert summary.triple() == "0.30 / 0.76 / 0.98 s (max 1.00, n=5)"
+    assert summarize([0.004, 0.006]).triple(unit_ms=True) == "5.0 / 5.8 / 6.0 ms (max 6.0, n=2)"
     empty = summarize([])
     assert empty.count == 0 and empty.p99 is None and empty.triple() == "no data"
 
