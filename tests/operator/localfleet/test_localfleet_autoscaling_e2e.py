@@ -1,0 +1,160 @@
+"""End to end on the local fleet: real load on real servers scales up, idleness scales down, drain holds.
+
+The whole chain runs as separate processes (API server, kubelet, NodePort proxy, the real
+operator) and the servers are real `stt-server` processes with the bundled model. The test:
+
+1. applies an SttServer with autoscaling (1..2 replicas, 2 sessions per replica, 1 s scrapes,
+   a 5 s scale-down window) and waits for Ready;
+2. runs 4 real-time speech streams through the NodePort: the operator must scale to 2 and the
+   new pod must become Ready;
+3. opens two long streams, one per pod (checked on each pod's /metrics.json), then stops the load:
+   the operator must scale down to 1 while both long streams are still running, so one of them is
+   on the pod being removed; both must end normally with every utterance's final (drain works),
+   and the removed pod must be gone afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+import yaml
+from stt_operator.autoscaling.kubeapi import KubeApi, resource_path
+from stt_operator.autoscaling.scraper import pod_targets
+from stt_operator.localfleet.fleet import CRDS_DIR, LocalFleet
+from stt_operator.localfleet.loadgen import LoadGenerator
+
+NS = "e2e"
+SAMPLE = CRDS_DIR / "samples" / "demo.yaml"
+T = TypeVar("T")
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def manifests() -> list[dict[str, Any]]:
+    """The demo sample, with the autoscaling this test needs (bounded to 2 replicas)."""
+    docs = [d for d in yaml.safe_load_all(SAMPLE.read_text()) if d]
+    for doc in docs:
+        doc.setdefault("metadata", {})["namespace"] = NS
+        if doc.get("kind") == "SttServer":
+            doc["spec"]["autoscaling"] = {
+                "enabled": True, "minReplicas": 1, "maxReplicas": 2,
+                "targetDecodePendingPerReplica": 8, "targetActiveSessionsPerReplica": 2,
+                "scrapeIntervalSeconds": 1,
+                "behavior": {"scaleUp": {"stabilizationWindowSeconds": 0},
+                             "scaleDown": {"stabilizationWindowSeconds": 5}},
+            }
+    return docs
+
+
+async def until(fleet: LocalFleet, check: Callable[[], Awaitable[T | None]], *, what: str,
+                timeout: float) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        fleet.check_alive()
+        result = await check()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n"
+                                 f"operator log:\n{fleet.log_tail('operator', 30)}\n"
+                                 f"kubelet log:\n{fleet.log_tail('kubelet', 30)}")
+        await asyncio.sleep(0.25)
+
+
+async def sessions_per_pod(api: KubeApi, token: str | None) -> dict[str, float]:
+    """active_sessions of every ready pod, read from its control plane like the autoscaler does."""
+    targets = pod_targets(await api.list(resource_path("v1", "pods", namespace=NS)))
+    out: dict[str, float] = {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        for pod in targets:
+            if pod.being_deleted or not pod.ready:
+                continue
+            async with http.get(f"http://{pod.ip}:{pod.http_port}/metrics.json", headers=headers) as resp:
+                out[pod.name] = float((await resp.json())["metrics"]["active_sessions"])
+    return out
+
+
+async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(tmp_path: Path) -> None:
+    if not SAMPLE.exists():
+        pytest.skip(f"{SAMPLE} is not there yet")
+    docs = manifests()
+    name = next(d for d in docs if d["kind"] == "SttServer")["metadata"]["name"]
+    async with LocalFleet(namespace=NS, workdir=tmp_path / "fleet") as fleet:
+        api = fleet.api
+        await fleet.apply(docs)
+        dep_path = resource_path("apps/v1", "deployments", namespace=NS, name=name)
+        stt_path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=NS, name=name)
+
+        async def ready() -> bool:
+            conditions = ((await api.get(stt_path)).get("status") or {}).get("conditions") or []
+            return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+        await until(fleet, ready, what="Ready", timeout=120)
+        service = await api.get(resource_path("v1", "services", namespace=NS, name=name))
+        target = f"127.0.0.1:{next(p['nodePort'] for p in service['spec']['ports'] if p['name'] == 'grpc')}"
+        deployment = await api.get(dep_path)
+        token = await _control_token(api, deployment)
+
+        # 2) load -> scale up to 2, and the new pod becomes Ready
+        load = LoadGenerator(target, workers=4)
+        await load.start()
+
+        async def two_ready() -> bool:
+            dep = await api.get(dep_path)
+            return dep["spec"]["replicas"] == 2 and (dep.get("status") or {}).get("readyReplicas") == 2
+        await until(fleet, two_ready, what="scale-up to 2 ready pods", timeout=120)
+        status = (await api.get(stt_path))["status"]["autoscaling"]
+        assert "above target" in status["reason"]
+
+        # 3) one long stream per pod, then idleness (the load stops) -> scale down while they run
+        from stt_server.bench.workload import SENTENCES, compose, synthesize
+        from stt_server.client import SttClient, WavAudio
+
+        texts = list(SENTENCES[:5])
+        audio = compose(await asyncio.to_thread(synthesize, texts), texts=texts)
+        clients = [SttClient(target), SttClient(target)]
+        for client in clients:  # connect in turn: the proxy's round robin puts one on each pod
+            await client.wait_ready(10)
+        await load.stop(timeout=0)  # cancel the load's streams (client side), so only ours remain
+        long_streams = [asyncio.create_task(c.stream(WavAudio(audio.pcm, 16000), realtime=True)) for c in clients]
+
+        async def one_each() -> dict[str, float] | None:
+            counts = await sessions_per_pod(api, token)
+            return counts if sorted(counts.values()) == [1.0, 1.0] else None
+        await until(fleet, one_each, what="one long stream on each pod", timeout=20)
+
+        async def scaled_down() -> float | None:
+            return time.monotonic() if (await api.get(dep_path))["spec"]["replicas"] == 1 else None
+        scaled_at = await until(fleet, scaled_down, what="scale-down to 1", timeout=60)
+        assert not any(t.done() for t in long_streams), "the scale-down must happen while both streams run"
+
+        outcomes = await asyncio.gather(*long_streams)
+        for client in clients:
+            await client.close()
+        assert time.monotonic() > scaled_at
+        for outcome in outcomes:
+            assert outcome.error is None, f"a stream was cut: {outcome.error}"
+            # The last utterance's final arrives after the scale-down: the drain let it finish.
+            assert len(outcome.finals) >= len(texts) - 1, outcome.transcript  # VAD may join two
+            assert "transcription" in outcome.transcript.lower(), outcome.transcript
+
+        async def one_left() -> bool:
+            pods = await api.list(resource_path("v1", "pods", namespace=NS))
+            return len(pods) == 1
+        await until(fleet, one_left, what="the removed pod to finish draining and go", timeout=60)
+        events = await api.list(resource_path("v1", "events", namespace=NS))
+        rescales = [e["message"] for e in events if e.get("reason") == "SuccessfulRescale"]
+        assert any(m.startswith("New size: 2") for m in rescales) and any(m.startswith("New size: 1") for m in rescales)
+
+
+async def _control_token(api: KubeApi, deployment: dict[str, Any]) -> str | None:
+    from stt_operator.autoscaling.timer import read_control_token
+
+    return await read_control_token(api, copy.deepcopy(deployment), NS)
