@@ -22,7 +22,7 @@ from stt_server import __version__
 from stt_server.capture.storage import AudioCapture
 from stt_server.config import ServerConfig
 from stt_server.engine.audio import SUPPORTED_RATES
-from stt_server.engine.types import RecognitionResult
+from stt_server.engine.types import RecognitionResult, SpeechEvent
 from stt_server.errors import ErrorCode, SttError, abort, record
 from stt_server.grpc_service import stream_config
 from stt_server.grpc_service.audio_input import StreamAudioDecoder, decode_whole
@@ -52,6 +52,21 @@ class EngineLike(Protocol):
     def open_stream(self, *, session_id: str, options: Any) -> Any: ...
     async def recognize(self, audio: Any, *, options: Any) -> list[RecognitionResult]: ...
     def info(self) -> dict[str, Any]: ...
+
+
+class SingleUtteranceTracker:
+    """With ``single_utterance``, the call is over once END_OF_SINGLE_UTTERANCE and a final were sent."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._ended = self._final = False
+
+    def saw(self, item: RecognitionResult | SpeechEvent) -> bool:
+        if isinstance(item, SpeechEvent):
+            self._ended |= item.kind == "end_of_single_utterance"
+        else:
+            self._final |= item.is_final
+        return self._enabled and self._ended and self._final
 
 
 def internal_error(exc: BaseException) -> SttError:
@@ -209,11 +224,11 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
             self._track(run)
             self._metrics.streams_started.inc()
             log.info("Streaming started for session_id=%s", session.session_id)
-            single = session.config.options.single_utterance
+            single_done = SingleUtteranceTracker(session.config.options.single_utterance)
             async for item in run.items():
                 yield stream_response(item, session_id=session.session_id, request_id=session.config.request_id,
                                       audio_processed_sec=decoder.received_sec)
-                if single and isinstance(item, RecognitionResult) and item.is_final:
+                if single_done.saw(item):
                     break
         except SttError as exc:
             error = exc

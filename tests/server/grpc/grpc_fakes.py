@@ -28,6 +28,7 @@ class FakeStreamRecognizer:
         self.buffered_bytes = 0
         self.closed = False
         self.finished = False
+        self.single_done = False
         self._queue: asyncio.Queue[RecognitionResult | SpeechEvent | None] = asyncio.Queue()
         self._next_partial = engine.partial_every_sec
         self.timing_totals = DecodeTiming(buffer_wait=0.0, queue_wait=0.0, inference=0.0, response_emit=0.0)
@@ -45,9 +46,17 @@ class FakeStreamRecognizer:
         if not self.engine.release_buffers:
             self.buffered_bytes += nbytes
             self.engine.buffer_bytes_total += nbytes
+        if self.single_done:
+            return  # like the real engine: audio after a single utterance ended is ignored
         if self.samples == 0 and pcm.size:
             await self._queue.put(SpeechEvent(kind="speech_begin", offset_sec=0.0))
         self.samples += pcm.size
+        if self.options.single_utterance and self.samples >= 8000:
+            self.single_done = True
+            await self._queue.put(SpeechEvent(kind="end_of_single_utterance", offset_sec=self.samples / 16000))
+            await self._decode(is_final=True)
+            await self._queue.put(None)
+            return
         while self.samples / 16000 >= self._next_partial:
             await self._decode(is_final=False)
             self._next_partial += self.engine.partial_every_sec
@@ -81,6 +90,8 @@ class FakeStreamRecognizer:
 
     async def finish(self) -> None:
         self.finished = True
+        if self.single_done:
+            return
         await self._queue.put(SpeechEvent(kind="speech_end", offset_sec=self.samples / 16000))
         await self._decode(is_final=True)
         await self._queue.put(None)

@@ -57,9 +57,11 @@ async def test_stereo_is_downmixed() -> None:
 
 async def test_single_utterance_ends_after_first_final() -> None:
     async with running_server() as server, server.client() as client:
-        outcome = await client.stream(tone(1.0), config=streaming_config(single_utterance=True))
+        outcome = await client.stream(tone(3.0), config=streaming_config(single_utterance=True))
         assert outcome.error is None
-        assert len(outcome.finals) == 1
+        assert [f.alternatives[0].transcript for f in outcome.finals] == ["fake 8000 samples"]
+        events = [r.speech_event.type for r in outcome.responses if r.HasField("speech_event")]
+        assert events[-1] == stt_pb2.SpeechEvent.END_OF_SINGLE_UTTERANCE
         await assert_no_leaks(server)
 
 

@@ -124,3 +124,16 @@ async def test_real_engine_client_vanishing_mid_stream_leaks_nothing(whisper_bac
         assert engine.open_streams == 0
         again = await client.stream(speech_wav("Good morning everyone."))
         assert again.error is None and "morning" in again.transcript.lower()
+
+
+async def test_real_engine_single_utterance(whisper_backend: WhisperBackend) -> None:
+    from stt_server.proto_gen import stt_pb2
+
+    async with running_server(engine=real_engine(whisper_backend)) as server, server.client() as client:
+        two_sentences = speech_wav(SENTENCES[0] + " ... " + SENTENCES[1])
+        outcome = await client.stream(two_sentences, config=streaming_config(single_utterance=True))
+        assert outcome.error is None
+        assert len(outcome.finals) == 1
+        events = [r.speech_event.type for r in outcome.responses if r.HasField("speech_event")]
+        assert stt_pb2.SpeechEvent.END_OF_SINGLE_UTTERANCE in events
+        await assert_no_leaks(server)
