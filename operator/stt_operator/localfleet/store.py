@@ -7,7 +7,7 @@ status, status writes change nothing else); optimistic concurrency (a stale reso
 409 Conflict, an existing name a 409 AlreadyExists); namespaces must exist; deletion honours
 finalizers (deletionTimestamp first, removal once they are empty) and pods bound to a node get
 graceful deletion; removal of an owner deletes its dependents (ownerReference uid) unless
-`propagationPolicy: Orphan`; CRDs register their types and their schema defaults, prunes and
+`propagationPolicy: Orphan`, and a dependent created after all its owners are gone is deleted; CRDs register their types and their schema defaults, prunes and
 validates custom resources. Every change is an event in a bounded history that watches replay.
 """
 
@@ -103,7 +103,12 @@ class Store:
         if rtype.key == CRD_KEY:
             obj = self._install_crd(obj)
         self._commit(rtype, key, obj, old=None)
-        return copy.deepcopy(obj)
+        result = copy.deepcopy(obj)
+        if self._dangling(obj):
+            # The garbage collector deletes dependents whose owners are all gone, also when the
+            # dependent is created after its owner was removed (a late write racing a deletion).
+            self.delete(rtype, ns, name)
+        return result
 
     def replace(self, rtype: ResourceType, namespace: str | None, name: str, body: Mapping[str, Any], *,
                 subresource: str | None = None) -> dict[str, Any]:
@@ -227,6 +232,13 @@ class Store:
                 self._commit(rtype, key, new, old=obj)
             elif not any(r.get("uid") in live_uids for r in refs if r.get("uid") != owner_uid):
                 self.delete(rtype, key[1], key[2])
+
+    def _dangling(self, obj: Mapping[str, Any]) -> bool:
+        refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+        if not refs:
+            return False
+        live = {o["metadata"]["uid"] for o in self.objects.values()}
+        return not any(ref.get("uid") in live for ref in refs)
 
     def _publish(self, change: Change) -> None:
         self.history.append(change)

@@ -93,11 +93,14 @@ async def test_garbage_collection_follows_owner_uids(http: Http) -> None:
                 "uid": obj["metadata"]["uid"]}
     await http.post(CONFIGMAPS, {"metadata": {"name": "child", "ownerReferences": [ref(owner)]}})
     await http.post(CONFIGMAPS, {"metadata": {"name": "shared", "ownerReferences": [ref(owner), ref(other)]}})
-    await http.post(CONFIGMAPS, {"metadata": {"name": "stranger", "ownerReferences": [
-        {**ref(owner), "uid": "not-the-owner"}]}})
+    await http.post(CONFIGMAPS, {"metadata": {"name": "unrelated", "ownerReferences": [ref(other)]}})
     await http.delete(f"{CONFIGMAPS}/owner")
     _, listing = await http.get(CONFIGMAPS)
-    assert sorted(i["metadata"]["name"] for i in listing["items"]) == ["other", "shared", "stranger"]
+    assert sorted(i["metadata"]["name"] for i in listing["items"]) == ["other", "shared", "unrelated"]
+    # A dependent written after its owner is gone (a late create racing the deletion) is collected too.
+    code, _ = await http.post(CONFIGMAPS, {"metadata": {"name": "late", "ownerReferences": [ref(owner)]}})
+    assert code == 201
+    assert (await http.get(f"{CONFIGMAPS}/late"))[0] == 404
 
 
 async def test_orphan_propagation_keeps_dependents(http: Http) -> None:

@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from operator_cluster import CRD_DIR, NAMESPACE, PROMETHEUS_CRDS, Cluster, running_operator
+from operator_cluster import CRD_FILE, NAMESPACE, PROMETHEUS_CRDS, Cluster, running_operator
 from stt_operator.localfleet.apiserver import LocalApiServer
 
 
 async def _cluster(tmp_path: pathlib.Path, *, monitoring: bool) -> AsyncIterator[Cluster]:
-    if not (CRD_DIR / "sttservers.sttfleet.io.yaml").exists():
-        pytest.skip("crds/sttservers.sttfleet.io.yaml is not there yet")
-    crds = [CRD_DIR / "sttservers.sttfleet.io.yaml"]
+    if not CRD_FILE.exists():
+        pytest.skip(f"{CRD_FILE} is not there")
+    crds = [CRD_FILE]
     if monitoring:
         if not PROMETHEUS_CRDS.is_dir():
             pytest.skip(f"{PROMETHEUS_CRDS} (prometheus-operator CRDs) is not present")

@@ -24,7 +24,10 @@ from stt_operator.localfleet.resources import ResourceType
 
 REPO: Final = pathlib.Path(__file__).resolve().parents[3]
 CRD_DIR: Final = REPO / "crds"
-SAMPLES: Final = (REPO / "crds" / "samples", REPO / "samples")
+# The SttServer CRD under test (another build of it can be tested by pointing this elsewhere).
+CRD_FILE: Final = pathlib.Path(os.environ.get("STT_TEST_STTSERVER_CRD", CRD_DIR / "sttservers.sttfleet.io.yaml"))
+SAMPLES: Final = tuple(pathlib.Path(p) for p in os.environ.get("STT_TEST_SAMPLE_DIRS", "").split(os.pathsep) if p) \
+    or (REPO / "crds" / "samples", REPO / "samples", REPO / "crds")
 PROMETHEUS_CRDS: Final = REPO.parent / "shared" / "schemas"
 NAMESPACE: Final = "test"
 T = TypeVar("T")
@@ -150,13 +153,11 @@ async def running_operator(kubeconfig: pathlib.Path, log_path: pathlib.Path) -> 
                     if proc.returncode is not None or loop.time() > deadline:
                         raise AssertionError(f"stt-operator did not start:\n{log_path.read_text()[-3000:]}")
                     await asyncio.sleep(0.1)
-            try:
-                yield
-            except BaseException:
-                print(f"--- stt-operator log (tail) ---\n{log_path.read_text()[-6000:]}")
-                raise
+            yield
             assert proc.returncode is None, f"stt-operator exited early:\n{log_path.read_text()[-3000:]}"
         finally:
+            # pytest shows this captured output only when the test failed.
+            print(f"--- stt-operator log (tail) ---\n{log_path.read_text()[-8000:]}")
             if proc.returncode is None:
                 proc.terminate()
                 try:
