@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import kopf
 
+import stt_operator.autoscaling.timer  # noqa: F401 - registers the queue-depth autoscaler daemon
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env
 from stt_operator.reconcile import MANAGED_BY
 from stt_operator.reconciler import Reconciler, backoff, is_transient

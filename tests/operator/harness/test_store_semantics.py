@@ -147,3 +147,20 @@ async def test_injected_faults_answer_then_clear(server: LocalApiServer, http: H
     server.faults.add(method="GET", path=r"/configmaps/cm$", status=500)
     code, body = await http.get(f"{CONFIGMAPS}/cm")
     assert (code, body["code"]) == (500, 500)
+
+
+async def test_hanging_fault_holds_requests_until_the_client_gives_up(server: LocalApiServer, http: Http) -> None:
+    import asyncio
+
+    import aiohttp
+
+    server.faults.add(method="GET", path=r"/configmaps$", hang_sec=30)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with http.session.get(CONFIGMAPS, timeout=aiohttp.ClientTimeout(total=0.3)):
+            raise AssertionError("the hanging request was answered")
+    except TimeoutError:
+        pass
+    assert loop.time() - started < 2
+    assert (await http.get(CONFIGMAPS))[0] == 200  # the fault was used up by the first request

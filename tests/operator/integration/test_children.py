@@ -32,7 +32,7 @@ async def test_minimal_server_gets_its_children(cluster: Cluster) -> None:
     name = sample["metadata"]["name"]
     server = cluster.apply(sample)
     children = await wait_for(lambda: _children(cluster, name, CORE_KINDS), what="ConfigMap, Deployment, Service")
-    for kind, child in children.items():
+    for child in children.values():
         refs = child["metadata"]["ownerReferences"]
         assert [(r["kind"], r["uid"], r.get("controller")) for r in refs] == [("SttServer", server["metadata"]["uid"], True)]
         assert child["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "stt-operator"
