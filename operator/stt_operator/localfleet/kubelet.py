@@ -17,79 +17,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
-import hashlib
-import json
 import logging
 import secrets as pysecrets
 import signal
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_env, resource_path
-from stt_operator.localfleet.podprocess import LaunchError, LaunchPlan, PodProcess, plan_launch
+from stt_operator.localfleet.podprocess import LaunchError, PodProcess, plan_launch
+from stt_operator.localfleet.pods import (
+    AddressPool,
+    LocalPod,
+    deletion_rank,
+    deployment_status,
+    now_iso,
+    pod_status,
+    template_hash,
+)
 
 log = logging.getLogger("stt_operator.localfleet.kubelet")
 FINALIZER: Final = "localfleet.sttfleet.io/kubelet"
 NODE_NAME: Final = "localfleet"
 SERVER_LABEL: Final = ("app.kubernetes.io/name", "stt-server")
-
-
-def now_iso() -> str:
-    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def template_hash(template: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-
-
-class AddressPool:
-    """Loopback addresses for pods, lowest free first (127.0.0.1 stays the node's)."""
-
-    def __init__(self) -> None:
-        self._used: set[int] = set()
-
-    def allocate(self) -> str:
-        n = next(i for i in range(2, 65_000) if i not in self._used)
-        self._used.add(n)
-        return f"127.0.{n // 256}.{n % 256}" if n >= 256 else f"127.0.0.{n}"
-
-    def release(self, address: str) -> None:
-        _, _, c, d = (int(x) for x in address.split("."))
-        self._used.discard(c * 256 + d)
-
-
-@dataclass
-class LocalPod:
-    name: str
-    namespace: str
-    deployment: str
-    template_hash: str
-    address: str
-    template: dict[str, Any]
-    process: PodProcess | None = None
-    plan: LaunchPlan | None = None
-    ready: bool = False
-    ready_since: float = 0.0
-    deleting: bool = False
-    created: float = field(default_factory=time.monotonic)
-    restarts: int = 0
-    next_restart: float = 0.0
-    waiting: tuple[str, str] | None = None  # (reason, message) while it cannot start
-
-    @property
-    def path(self) -> str:
-        return resource_path("v1", "pods", namespace=self.namespace, name=self.name)
-
-
-def deletion_rank(pod: LocalPod) -> tuple[int, float, float]:
-    """The ReplicaSet controller's order: not-ready first, then ready for the shortest time, newest."""
-    return (1 if pod.ready else 0, -pod.ready_since, -pod.created)
 
 
 class Kubelet:
@@ -315,29 +267,15 @@ class Kubelet:
         if ready != pod.ready:
             pod.ready = ready
             pod.ready_since = time.monotonic() if ready else 0.0
+            pod.ready_changed_at = now_iso()
             log.info("pod %s ready=%s", pod.name, ready)
             await self._patch_pod_status(pod, phase="Running", started=True)
             self._wake.set()
 
     async def _patch_pod_status(self, pod: LocalPod, *, phase: str, started: bool = False) -> None:
-        stamp = now_iso()
-        ready = "True" if pod.ready else "False"
-        state: dict[str, Any] = ({"waiting": {"reason": pod.waiting[0], "message": pod.waiting[1]}}
-                                 if pod.waiting else {"running": {"startedAt": stamp}})
-        status: dict[str, Any] = {
-            "phase": phase, "hostIP": "127.0.0.1",
-            "conditions": [{"type": t, "status": s, "lastTransitionTime": stamp} for t, s in (
-                ("PodScheduled", "True"), ("Initialized", "True"), ("ContainersReady", ready), ("Ready", ready))],
-            "containerStatuses": [{"name": ((pod.template["spec"].get("containers") or [{}])[0]).get("name", "server"),
-                                   "ready": pod.ready, "started": pod.process is not None,
-                                   "restartCount": pod.restarts, "state": state}],
-        }
-        if pod.process is not None:
-            status["podIP"] = pod.address
-            status["podIPs"] = [{"ip": pod.address}]
-            if started:
-                status.setdefault("startTime", stamp)
-        await self._patch(pod.path, {"status": status})
+        if started and pod.process is not None and pod.start_time is None:
+            pod.start_time = now_iso()
+        await self._patch(pod.path, {"status": pod_status(pod, phase=phase)})
 
     async def _patch(self, path: str, patch: dict[str, Any]) -> None:
         try:
@@ -352,22 +290,7 @@ class Kubelet:
         meta = dep["metadata"]
         namespace, name = meta.get("namespace") or "default", meta["name"]
         mine = [p for p in self.pods.values() if p.namespace == namespace and p.deployment == name]
-        active = [p for p in mine if not p.deleting]
-        ready = sum(p.ready for p in active)
-        desired = int(dep["spec"]["replicas"]) if dep["spec"].get("replicas") is not None else 1
-        updated = sum(p.template_hash == thash for p in active)
-        status = {
-            "observedGeneration": int(meta.get("generation") or 1),
-            "replicas": len(active), "updatedReplicas": updated, "readyReplicas": ready,
-            "availableReplicas": ready, "unavailableReplicas": max(0, desired - ready),
-            "terminatingReplicas": len(mine) - len(active),
-            "conditions": [
-                {"type": "Available", "status": "True" if ready >= desired else "False",
-                 "reason": "MinimumReplicasAvailable" if ready >= desired else "MinimumReplicasUnavailable"},
-                {"type": "Progressing", "status": "True",
-                 "reason": "NewReplicaSetAvailable" if updated == desired == ready else "ReplicaSetUpdated"},
-            ],
-        }
+        status = deployment_status(dep, mine, template_hash=thash)
         key = f"{namespace}/{name}"
         if self._published.get(key) != status or dep.get("status", {}).get("replicas") != status["replicas"]:
             await self._patch(resource_path("apps/v1", "deployments", namespace=namespace, name=name),

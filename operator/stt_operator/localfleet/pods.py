@@ -1,0 +1,121 @@
+"""The kubelet's record of a local pod, its loopback address, and the status documents it publishes.
+
+Pure helpers: what a Pod's `status` and a Deployment's `status` say, given the local pods, written
+the way the kubelet and the deployment controller write them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from stt_operator.autoscaling.kubeapi import resource_path
+from stt_operator.localfleet.podprocess import LaunchPlan, PodProcess
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def template_hash(template: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+
+
+class AddressPool:
+    """Loopback addresses for pods, lowest free first (127.0.0.1 stays the node's)."""
+
+    def __init__(self) -> None:
+        self._used: set[int] = set()
+
+    def allocate(self) -> str:
+        n = next(i for i in range(2, 65_000) if i not in self._used)
+        self._used.add(n)
+        return f"127.0.{n // 256}.{n % 256}" if n >= 256 else f"127.0.0.{n}"
+
+    def release(self, address: str) -> None:
+        _, _, c, d = (int(x) for x in address.split("."))
+        self._used.discard(c * 256 + d)
+
+
+@dataclass
+class LocalPod:
+    name: str
+    namespace: str
+    deployment: str
+    template_hash: str
+    address: str
+    template: dict[str, Any]
+    process: PodProcess | None = None
+    plan: LaunchPlan | None = None
+    ready: bool = False
+    ready_since: float = 0.0
+    deleting: bool = False
+    created: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+    next_restart: float = 0.0
+    waiting: tuple[str, str] | None = None  # (reason, message) while it cannot start
+    start_time: str | None = None
+    ready_changed_at: str = field(default_factory=lambda: now_iso())
+
+    @property
+    def path(self) -> str:
+        return resource_path("v1", "pods", namespace=self.namespace, name=self.name)
+
+
+def deletion_rank(pod: LocalPod) -> tuple[int, float, float]:
+    """The ReplicaSet controller's order: not-ready first, then ready for the shortest time, newest."""
+    return (1 if pod.ready else 0, -pod.ready_since, -pod.created)
+
+
+def pod_status(pod: LocalPod, *, phase: str) -> dict[str, Any]:
+    """`status` of the Pod object: phase, IP, conditions, the one container's state."""
+    ready = "True" if pod.ready else "False"
+    started = pod.start_time or now_iso()
+    state: dict[str, Any] = ({"waiting": {"reason": pod.waiting[0], "message": pod.waiting[1]}}
+                             if pod.waiting else {"running": {"startedAt": started}})
+    containers = (pod.template.get("spec") or {}).get("containers") or [{}]
+    status: dict[str, Any] = {
+        "phase": phase, "hostIP": "127.0.0.1",
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": started},
+            {"type": "ContainersReady", "status": ready, "lastTransitionTime": pod.ready_changed_at},
+            {"type": "Ready", "status": ready, "lastTransitionTime": pod.ready_changed_at},
+        ],
+        "containerStatuses": [{"name": containers[0].get("name", "server"), "ready": pod.ready,
+                               "started": pod.process is not None, "restartCount": pod.restarts,
+                               "state": state}],
+    }
+    if pod.process is not None:
+        status["podIP"] = pod.address
+        status["podIPs"] = [{"ip": pod.address}]
+    if pod.start_time:
+        status["startTime"] = pod.start_time
+    return status
+
+
+def deployment_status(dep: Mapping[str, Any], pods: Sequence[LocalPod], *, template_hash: str) -> dict[str, Any]:
+    """`status` of a Deployment, counted over its local pods as the deployment controller counts."""
+    spec = dep.get("spec") or {}
+    desired = 1 if spec.get("replicas") is None else int(spec["replicas"])
+    active = [p for p in pods if not p.deleting]
+    ready = sum(p.ready for p in active)
+    updated = sum(p.template_hash == template_hash for p in active)
+    available = ready >= desired
+    return {
+        "observedGeneration": int((dep.get("metadata") or {}).get("generation") or 1),
+        "replicas": len(active), "updatedReplicas": updated, "readyReplicas": ready,
+        "availableReplicas": ready, "unavailableReplicas": max(0, desired - ready),
+        "terminatingReplicas": len(pods) - len(active),
+        "conditions": [
+            {"type": "Available", "status": "True" if available else "False",
+             "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable"},
+            {"type": "Progressing", "status": "True",
+             "reason": "NewReplicaSetAvailable" if updated == desired == ready else "ReplicaSetUpdated"},
+        ],
+    }
