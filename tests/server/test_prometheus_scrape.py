@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import shutil
 import socket
 import subprocess
@@ -28,6 +29,8 @@ from stt_server.control import ControlPlane, HealthReport
 from stt_server.metrics import DecodeTiming, ServerMetrics
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+OPERATIONS_DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 TOKEN = "prom-scrape-token"
 QUERY_TIMEOUT_SEC = 60.0
 
@@ -141,6 +144,34 @@ async def _until_number(session: aiohttp.ClientSession, base: str, promql: str, 
     raise AssertionError(f"Prometheus gave no number for {promql!r} within {QUERY_TIMEOUT_SEC} s")
 
 
+def _doc_section(title: str) -> list[str]:
+    lines = OPERATIONS_DOC.read_text().splitlines()
+    start = lines.index(title) + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("#")), len(lines))
+    return lines[start:end]
+
+
+def _documented_panel_queries() -> list[str]:
+    """The backticked PromQL in the second column of the dashboard table."""
+    queries = []
+    for line in _doc_section("### Dashboard panels (seed 002, with real histograms)"):
+        cells = line.split(" | ")
+        if line.startswith("| ") and len(cells) >= 2 and "`" in cells[1]:
+            queries += re.findall(r"`([^`]+)`", cells[1])
+    return queries
+
+
+def test_documented_alert_rules_pass_promtool(tmp_path: Path) -> None:
+    section = "\n".join(_doc_section("### Alert rules (suggestions)"))
+    rules = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert rules is not None
+    path = tmp_path / "rules.yml"
+    path.write_text(rules.group(1))
+    result = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 8 rules found" in result.stdout
+
+
 async def _record_forever(metrics: ServerMetrics) -> None:
     """Steady traffic with known latencies: decode 0.3 s total, first partial 0.8 s, final 1.2 s."""
     while True:
@@ -164,6 +195,11 @@ async def test_prometheus_scrapes_with_token_and_answers_quantiles(control_plane
             assert await _until_number(session, base, 'up{job="stt-no-token"}', deadline=deadline) == 0
             # Seed 002's flattened names work as queries too.
             assert await _until_number(session, base, "stt_decode_latency_count", deadline=deadline) > 0
+            # Every dashboard query in docs/operations.md is valid PromQL against our metrics.
+            for promql in _documented_panel_queries():
+                async with session.get(f"{base}/api/v1/query", params={"query": promql}) as response:
+                    body = await response.json()
+                assert body["status"] == "success", (promql, body)
     finally:
         recorder.cancel()
         try:
