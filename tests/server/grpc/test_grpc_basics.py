@@ -166,3 +166,22 @@ async def test_tls_when_cert_and_key_are_configured(tmp_path: object) -> None:
         async with SttClient(server.target) as plain:
             with pytest.raises(TimeoutError):
                 await plain.wait_ready(timeout=1.0)  # plaintext cannot talk to a TLS port
+
+
+async def test_control_plane_sees_sessions_and_hashed_keys() -> None:
+    import aiohttp
+    from stt_server.grpc_service.auth import key_id_for
+
+    async with running_server({"auth": {"api_keys": ["demo-key"]}}) as server, server.client("demo-key") as client:
+        await client.create_session(streaming_config())
+        url = f"http://127.0.0.1:{server.app.http_port}"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/metrics.json") as reply:
+                body = await reply.json()
+            async with http.get(f"{url}/health/ready") as ready:
+                assert ready.status == 200
+            async with http.get(f"{url}/info") as info:
+                assert (await info.json())["limits"]["max_sessions"] == 32
+        assert body["metrics"]["active_sessions"] == 1
+        assert body["metrics"]["api_key_sessions"] == {key_id_for("demo-key"): 1}
+        assert "demo-key" not in str(body)
