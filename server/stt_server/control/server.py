@@ -7,6 +7,7 @@ unknown paths (404) and wrong methods (405), so tools and people get the same sh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -28,7 +29,7 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def json_errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    """Turn aiohttp's plain-text HTTP errors into JSON bodies with the same status."""
+    """Turn aiohttp's plain-text HTTP errors (and our own failures) into JSON bodies."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -39,6 +40,13 @@ async def json_errors(request: web.Request, handler: _Handler) -> web.StreamResp
             status=exc.status,
             headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
         )
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        # A failing view must not take the control plane down; the details go to the log only.
+        log.exception("control plane request failed", extra={"path": request.path})
+        return web.json_response(
+            {"error": "internal_error", "message": f"{request.path} failed; see the server log"}, status=500)
 
 
 def build_ssl_context(config: ServerConfig) -> ssl.SSLContext | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from control_harness import StartPlane
+from control_harness import FakeView, StartPlane
 
 PROTECTED = ("/metrics", "/metrics.json", "/system", "/info", "/health")
 TOKEN = "s3cret-token"
@@ -66,3 +66,16 @@ async def test_unknown_path_and_wrong_method_answer_json(start_plane: StartPlane
     async with plane.session.post(plane.url + "/metrics") as response:
         assert response.status == 405
         assert (await response.json())["error"] == "method_not_allowed"
+
+
+class _BrokenView(FakeView):
+    def health(self):  # type: ignore[override]
+        raise RuntimeError("view exploded")
+
+
+async def test_a_failing_view_gives_500_json_and_the_plane_keeps_serving(start_plane: StartPlane) -> None:
+    plane = await start_plane(view=_BrokenView())
+    status, body = await plane.get("/health")
+    assert status == 500 and body["error"] == "internal_error" and "exploded" not in str(body)
+    assert (await plane.get("/info"))[0] == 200
+    assert (await plane.get("/health/live"))[0] == 200
