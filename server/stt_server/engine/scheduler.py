@@ -95,6 +95,7 @@ class DecodeScheduler:
         self._finals: deque[DecodeJob] = deque()
         self._partials: deque[DecodeJob] = deque()
         self._running: set[DecodeJob] = set()
+        self._busy = 0  # dispatchers inside a model call
         self._changed: asyncio.Condition | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._dispatchers: list[asyncio.Task[None]] = []
@@ -215,12 +216,19 @@ class DecodeScheduler:
     # --- dispatch ---------------------------------------------------------------------------------
 
     def _take_batch(self) -> list[DecodeJob]:
-        """Finals first; a non-batchable job runs alone; otherwise fill up to ``max_batch_size``."""
+        """Finals first; a non-batchable job runs alone; otherwise a share of the queue.
+
+        The share is the queue split evenly over the idle workers (capped at ``max_batch_size``):
+        on CPU one model call uses only its worker's threads, so two half batches in parallel beat
+        one full batch (docs/engine.md).
+        """
         if self._finals and not self._finals[0].batchable:
             return [self._finals.popleft()]
+        idle = max(1, self.num_workers - self._busy)
+        limit = min(self.max_batch_size, -(-self.queued // idle))
         batch: list[DecodeJob] = []
         for queue in (self._finals, self._partials):
-            while queue and len(batch) < self.max_batch_size and queue[0].batchable:
+            while queue and len(batch) < limit and queue[0].batchable:
                 batch.append(queue.popleft())
         return batch
 
@@ -232,6 +240,7 @@ class DecodeScheduler:
                 await cond.wait_for(lambda: self.queued > 0)
                 batch = self._take_batch()
                 self._running.update(batch)
+                self._busy += 1
             started = self._clock()
             try:
                 transcripts = await loop.run_in_executor(self._executor, self._run, batch)
@@ -242,6 +251,8 @@ class DecodeScheduler:
             else:
                 finished = self._clock()
                 self._finish(batch, transcripts=transcripts, started=started, finished=finished)
+            finally:
+                self._busy -= 1
             await self._notify()
 
     def _run(self, batch: list[DecodeJob]) -> list[Transcript]:

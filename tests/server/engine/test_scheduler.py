@@ -176,3 +176,20 @@ async def test_model_failure_reaches_every_job_in_the_batch(backend: FakeBackend
         with pytest.raises(ModelError, match="boom"):
             await future
     assert scheduler.pending == 0
+
+
+async def test_queued_work_is_split_over_idle_workers(backend: FakeBackend, metrics: ServerMetrics) -> None:
+    sched = DecodeScheduler(backend, metrics=metrics, max_pending=8, max_batch_size=8, num_workers=2)
+    await sched.start()
+    try:
+        backend.gate.clear()
+        futures = [await sched.submit_partial(job(f"s{i}", "partial")) for i in range(4)]
+        for _ in range(2):
+            await asyncio.to_thread(backend.entered.acquire)
+        assert sorted(len(call) for call in backend.calls) == [2, 2]  # two half batches, in parallel
+        backend.gate.set()
+        outcomes = await asyncio.gather(*futures)
+        assert {o.batch_size for o in outcomes if o is not None} == {2}
+    finally:
+        backend.gate.set()
+        await sched.stop()
