@@ -4,11 +4,11 @@
   `Degraded` condition plus a Warning Event and `kopf.PermanentError` (no retry until the spec
   changes, so no crash loop); conflicts, 5xx and timeouts become `kopf.TemporaryError` with
   exponential backoff.
-- Children (Deployment, Service, ConfigMap, PodDisruptionBudget with our managed-by label): any
+- Children (every kind we make, with our managed-by label): any
   change or deletion asks for a pass of their owner, so drift is corrected within the debounce
   plus one reconcile (well under a second on a local API server), and the status follows the
   Deployment's real status.
-- A timer per SttServer re-syncs everything (the monitoring children included) every RESYNC_SEC.
+- A timer per SttServer re-syncs everything every RESYNC_SEC (a safety net for missed events).
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ VERSION: Final = "v1alpha1"
 PLURAL: Final = "sttservers"
 RESYNC_SEC: Final = float(os.environ.get("STT_OPERATOR_RESYNC_SEC", "30"))
 WATCH_TIMEOUT_SEC: Final = float(os.environ.get("STT_OPERATOR_WATCH_TIMEOUT_SEC", "60"))
+# kopf watches the monitoring kinds only while the cluster serves them (it re-scans CRDs itself).
 WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("apps", "v1", "deployments"),
-                           ("policy", "v1", "poddisruptionbudgets"))
+                           ("policy", "v1", "poddisruptionbudgets"),
+                           ("monitoring.coreos.com", "v1", "servicemonitors"),
+                           ("monitoring.coreos.com", "v1", "prometheusrules"))
 
 
 @kopf.on.startup()

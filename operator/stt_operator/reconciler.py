@@ -110,17 +110,23 @@ class Reconciler:
         body = await self.api.get_or_none(server_path(namespace, name))
         if body is None or body["metadata"].get("deletionTimestamp"):
             return  # gone or going: the garbage collector removes the children
+        deploy_path = resource_path("apps/v1", "deployments", namespace=namespace, name=name)
+        service_path = resource_path("v1", "services", namespace=namespace, name=name)
         try:
             spec = parse_spec(body)
         except SpecError as exc:
+            # Children stay as they are; status still reports what they really do.
+            deployment = await self.api.get_or_none(deploy_path)
             await self._publish_status(body, status.Observed(
-                generation=body["metadata"].get("generation", 1), desired_replicas=0, deployment=None,
-                service=None, selector="", spec_error=f"{exc.field}: {exc.message}"))
+                generation=body["metadata"].get("generation", 1),
+                desired_replicas=int(((deployment or {}).get("spec") or {}).get("replicas") or 0),
+                deployment=deployment, service=await self.api.get_or_none(service_path),
+                selector=((body.get("status") or {}).get("selector") or ""),
+                spec_error=f"{exc.field}: {exc.message}"))
             raise
         apis, note = await self.monitoring_apis()
         children = build_children(spec, monitoring_apis=apis)
         by_kind = {c["kind"]: c for c in children}
-        deploy_path = resource_path("apps/v1", "deployments", namespace=namespace, name=name)
         current_deployment = await self.api.get_or_none(deploy_path)
         replicas = desired_replicas(spec, current_deployment)
         for child in children:
@@ -152,7 +158,7 @@ class Reconciler:
                 raise
             apply_error = exc
         deployment = await self.api.get_or_none(deploy_path)
-        service = await self.api.get_or_none(resource_path("v1", "services", namespace=namespace, name=name))
+        service = await self.api.get_or_none(service_path)
         match_labels = (by_kind["Deployment"]["spec"].get("selector") or {}).get("matchLabels") or {}
         observed = status.Observed(
             generation=body["metadata"].get("generation", 1), desired_replicas=replicas,
