@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final
 
+from stt_server import __version__
+from stt_server.config import ServerConfig
+from stt_server.engine.audio import SUPPORTED_RATES
 from stt_server.engine.types import RecognitionResult, SpeechEvent
+from stt_server.grpc_service.stream_config import limits_message
 from stt_server.metrics import DecodeTiming
 from stt_server.proto_gen import stt_pb2
 
@@ -77,4 +81,26 @@ def timing_metadata(timing: DecodeTiming | None, count: int) -> tuple[tuple[str,
         ("stt-decode-response-emit-sec", f"{timing.response_emit:.6f}"),
         ("stt-decode-total-sec", f"{timing.total:.6f}"),
         ("stt-decode-count", str(count)),
+    )
+
+
+def server_info_message(
+    info: dict[str, Any], *, config: ServerConfig, ready: bool, api_key_required: bool
+) -> stt_pb2.GetServerInfoResponse:
+    """``GetServerInfo`` from the engine's ``info()`` and the config."""
+    model = stt_pb2.ModelInfo(
+        name=str(info.get("model", config.model.name)),
+        device=str(info.get("device", config.model.device)),
+        compute_type=str(info.get("compute_type", config.model.compute_type)),
+        multilingual=bool(info.get("multilingual", not config.model.name.endswith(".en"))),
+    )
+    return stt_pb2.GetServerInfoResponse(
+        version=__version__,
+        models=[model],
+        languages=[str(lang) for lang in info.get("languages", ["en"])],
+        encodings=[stt_pb2.LINEAR16, stt_pb2.WAV],
+        sample_rates_hertz=list(SUPPORTED_RATES),
+        limits=limits_message(config),
+        ready=ready,
+        api_key_required=api_key_required,
     )

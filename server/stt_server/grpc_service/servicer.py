@@ -18,21 +18,24 @@ from typing import Any, Final, Protocol
 
 import grpc
 
-from stt_server import __version__
 from stt_server.capture.storage import AudioCapture
 from stt_server.config import ServerConfig
-from stt_server.engine.audio import SUPPORTED_RATES
-from stt_server.engine.types import RecognitionResult, SpeechEvent
+from stt_server.engine.types import RecognitionResult
 from stt_server.errors import ErrorCode, SttError, abort, record
 from stt_server.grpc_service import stream_config
 from stt_server.grpc_service.audio_input import StreamAudioDecoder, decode_whole
 from stt_server.grpc_service.auth import ApiKeyAuthenticator, Principal
 from stt_server.grpc_service.inbox import Inbox
 from stt_server.grpc_service.rate_limit import RateLimiter
-from stt_server.grpc_service.responses import result_message, stream_response, timing_metadata
+from stt_server.grpc_service.responses import (
+    result_message,
+    server_info_message,
+    stream_response,
+    timing_metadata,
+)
 from stt_server.grpc_service.sessions import Session, SessionRegistry
 from stt_server.grpc_service.state import ServingState
-from stt_server.grpc_service.streaming import StreamRun
+from stt_server.grpc_service.streaming import SingleUtteranceTracker, StreamRun
 from stt_server.logging_setup import set_log_ids
 from stt_server.metrics import ServerMetrics
 from stt_server.proto_gen import stt_pb2, stt_pb2_grpc
@@ -52,21 +55,6 @@ class EngineLike(Protocol):
     def open_stream(self, *, session_id: str, options: Any) -> Any: ...
     async def recognize(self, audio: Any, *, options: Any) -> list[RecognitionResult]: ...
     def info(self) -> dict[str, Any]: ...
-
-
-class SingleUtteranceTracker:
-    """With ``single_utterance``, the call is over once END_OF_SINGLE_UTTERANCE and a final were sent."""
-
-    def __init__(self, enabled: bool) -> None:
-        self._enabled = enabled
-        self._ended = self._final = False
-
-    def saw(self, item: RecognitionResult | SpeechEvent) -> bool:
-        if isinstance(item, SpeechEvent):
-            self._ended |= item.kind == "end_of_single_utterance"
-        else:
-            self._final |= item.is_final
-        return self._enabled and self._ended and self._final
 
 
 def internal_error(exc: BaseException) -> SttError:
@@ -303,25 +291,3 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         except TimeoutError:
             return False
         return True
-
-
-def server_info_message(
-    info: dict[str, Any], *, config: ServerConfig, ready: bool, api_key_required: bool
-) -> stt_pb2.GetServerInfoResponse:
-    """``GetServerInfo`` from the engine's ``info()`` and the config."""
-    model = stt_pb2.ModelInfo(
-        name=str(info.get("model", config.model.name)),
-        device=str(info.get("device", config.model.device)),
-        compute_type=str(info.get("compute_type", config.model.compute_type)),
-        multilingual=bool(info.get("multilingual", not config.model.name.endswith(".en"))),
-    )
-    return stt_pb2.GetServerInfoResponse(
-        version=__version__,
-        models=[model],
-        languages=[str(lang) for lang in info.get("languages", ["en"])],
-        encodings=[stt_pb2.LINEAR16, stt_pb2.WAV],
-        sample_rates_hertz=list(SUPPORTED_RATES),
-        limits=stream_config.limits_message(config),
-        ready=ready,
-        api_key_required=api_key_required,
-    )

@@ -131,3 +131,18 @@ class StreamRun:
         finally:
             if self._capture is not None:
                 self._capture.close()
+
+
+class SingleUtteranceTracker:
+    """With ``single_utterance``, the call is over once END_OF_SINGLE_UTTERANCE and a final were sent."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._ended = self._final = False
+
+    def saw(self, item: RecognitionResult | SpeechEvent) -> bool:
+        if isinstance(item, SpeechEvent):
+            self._ended |= item.kind == "end_of_single_utterance"
+        else:
+            self._final |= item.is_final
+        return self._enabled and self._ended and self._final
