@@ -136,8 +136,8 @@ def status_patch(decision: Decision, scrape: ScrapeResult, *, state: AutoscalerS
             "desiredReplicas": decision.desired_replicas,
             "reason": decision.reason,
             "currentMetrics": [
-                {"name": r.metric, "target": r.target, "averageValue": r.average,
-                 "recommendedReplicas": r.replicas, **({"error": r.error} if r.error else {})}
+                {k: v for k, v in (("name", r.metric), ("target", r.target), ("averageValue", r.average),
+                                   ("recommendedReplicas", r.replicas), ("error", r.error)) if v is not None}
                 for r in decision.recommendations
             ],
             "unhealthyPods": [{"name": u.name, "reason": u.reason} for u in scrape.unhealthy],
