@@ -31,7 +31,7 @@ import pathlib
 import signal
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import aiohttp.web
 import kmock
@@ -45,6 +45,7 @@ from stt_operator.localfleet.store import CRD_KEY, Store
 
 logger = logging.getLogger(__name__)
 
+REQUEST_LOG_LIMIT: Final = 20000
 _REASONS = {409: "Conflict", 500: "InternalError", 503: "ServiceUnavailable", 429: "TooManyRequests",
             504: "Timeout", 404: "NotFound"}
 
@@ -90,6 +91,9 @@ class LocalKubernetesEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         if raw is None:  # only kmock's own unit tests build requests without one
             raise errors.bad_request("no HTTP request behind this request")
         method, path = raw.method.upper(), raw.path
+        if len(self._requests) > REQUEST_LOG_LIMIT:
+            # kmock records every request for assertions; a long demo must not grow without bound.
+            del self._requests[: REQUEST_LOG_LIMIT // 2]
         fault = self.faults.take(method, path)
         if fault is not None:
             if fault.hang_sec is not None:
