@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from audio_fixtures import synthesize
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from stt_server.client import SttClient, SttClientError, WavAudio, streaming_config
 from stt_server.proto_gen import stt_pb2
@@ -24,18 +25,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def synthesize(text: str) -> np.ndarray:
-    try:
-        import audio_fixtures  # type: ignore[import-not-found]
-
-        return np.asarray(audio_fixtures.synthesize(text), dtype=np.float32)
-    except (ImportError, AttributeError):
-        from hibari import Hibari
-        from stt_server.engine.audio import resample
-
-        return resample(np.asarray(Hibari()(text), dtype=np.float32).reshape(-1), source_rate=24000)
 
 
 def test_bad_config_stops_startup_naming_the_key() -> None:

@@ -1,10 +1,9 @@
-"""Synthesized test speech as 16 kHz 16-bit PCM (``tests/audio_fixtures.py`` when present)."""
+"""Test speech as 16-bit PCM for the gRPC client, built on ``tests/audio_fixtures.py``."""
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
+from audio_fixtures import silence, synthesize
 from stt_server.client import WavAudio
 
 SENTENCES = (
@@ -13,22 +12,13 @@ SENTENCES = (
 )
 
 
-@functools.lru_cache(maxsize=8)
-def speech_samples(text: str) -> np.ndarray:
-    """float32 mono 16 kHz speech for ``text``."""
-    try:
-        import audio_fixtures  # type: ignore[import-not-found]
-
-        return np.asarray(audio_fixtures.synthesize(text), dtype=np.float32)
-    except (ImportError, AttributeError):
-        from hibari import Hibari
-        from stt_server.engine.audio import resample
-
-        return resample(np.asarray(Hibari()(text), dtype=np.float32).reshape(-1), source_rate=24000)
-
-
 def speech_wav(text: str, *, lead_sec: float = 0.5, tail_sec: float = 1.0) -> WavAudio:
     """``text`` spoken, with silence before and after (the tail lets the endpointer close it)."""
-    samples = np.concatenate([np.zeros(int(lead_sec * 16000), np.float32), speech_samples(text),
-                              np.zeros(int(tail_sec * 16000), np.float32)])
+    samples = np.concatenate([silence(lead_sec), synthesize(text), silence(tail_sec)])
+    return WavAudio(pcm=(np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes(), sample_rate_hz=16000)
+
+
+def speech_then_speech(first: str, second: str, *, gap_sec: float = 1.5) -> WavAudio:
+    """Two utterances separated by a pause long enough to end the first."""
+    samples = np.concatenate([silence(0.5), synthesize(first), silence(gap_sec), synthesize(second), silence(1.0)])
     return WavAudio(pcm=(np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes(), sample_rate_hz=16000)

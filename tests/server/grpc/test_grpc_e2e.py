@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import Iterator
 
-import jiwer
 import pytest
+from audio_fixtures import word_error_rate as wer
 from conftest import assert_no_leaks, make_config, running_server
-from grpc_speech import SENTENCES, speech_wav
+from grpc_speech import SENTENCES, speech_then_speech, speech_wav
 from prometheus_client import CollectorRegistry
 from stt_server.client import streaming_config
 from stt_server.client_cli import main as client_main
@@ -22,21 +21,8 @@ from stt_server.metrics import ServerMetrics
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def whisper_backend() -> Iterator[WhisperBackend]:
-    backend = WhisperBackend(make_config().model)
-    backend.load()
-    yield backend
-
-
 def real_engine(backend: WhisperBackend, overrides: dict[str, dict[str, object]] | None = None) -> Engine:
     return Engine(config=make_config(overrides), metrics=ServerMetrics(CollectorRegistry()), backend=backend)
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    normalize = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                               jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
-    return float(jiwer.wer(reference, hypothesis, reference_transform=normalize, hypothesis_transform=normalize))
 
 
 async def test_realtime_stream_partials_before_final_and_accurate_final(whisper_backend: WhisperBackend) -> None:
@@ -130,10 +116,11 @@ async def test_real_engine_single_utterance(whisper_backend: WhisperBackend) -> 
     from stt_server.proto_gen import stt_pb2
 
     async with running_server(engine=real_engine(whisper_backend)) as server, server.client() as client:
-        two_sentences = speech_wav(SENTENCES[0] + " ... " + SENTENCES[1])
-        outcome = await client.stream(two_sentences, config=streaming_config(single_utterance=True))
+        two_utterances = speech_then_speech(SENTENCES[0], SENTENCES[1])
+        outcome = await client.stream(two_utterances, config=streaming_config(single_utterance=True))
         assert outcome.error is None
         assert len(outcome.finals) == 1
+        assert wer(SENTENCES[0], outcome.transcript) <= 0.10, outcome.transcript
         events = [r.speech_event.type for r in outcome.responses if r.HasField("speech_event")]
         assert stt_pb2.SpeechEvent.END_OF_SINGLE_UTTERANCE in events
         await assert_no_leaks(server)
