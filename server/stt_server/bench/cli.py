@@ -85,17 +85,12 @@ def _run_offline(args: argparse.Namespace) -> int:
         print("error: give --server, --direct, or both", file=sys.stderr)
         return 2
     audios = offline.load_inputs(args.files)
-    result: dict[str, object] = {}
-    server = direct = None
-    if args.server:
-        server = asyncio.run(offline.server_throughput(args.server, audios, repeat=args.repeat,
-                                                       api_key=args.api_key))
-        result["server"] = offline.throughput_dict(server)
-    if args.direct:
-        direct = offline.direct_throughput(audios, repeat=args.repeat, beam_size=args.beam_size)
-        result["direct"] = offline.throughput_dict(direct)
-    if server and direct:
-        result["comparison"] = offline.compare(server, direct)
+    direct = offline.DirectWhisper(beam_size=args.beam_size) if args.direct else None
+    measured = asyncio.run(offline.measure(audios, repeat=args.repeat, server=args.server, api_key=args.api_key,
+                                           direct=direct))
+    result: dict[str, object] = {key: offline.throughput_dict(t) for key, t in measured.items()}
+    if "server" in measured and "direct" in measured:
+        result["comparison"] = offline.compare(measured["server"], measured["direct"])
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
