@@ -16,6 +16,7 @@ from typing import Any
 
 from stt_server import __version__
 from stt_server.config import ConfigError, ServerConfig, load_config
+from stt_server.engine.errors import ModelLoadError
 from stt_server.logging_setup import configure_logging
 
 log = logging.getLogger("stt_server")
@@ -84,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(config))
     except KeyboardInterrupt:  # a second Ctrl-C during the drain
         return 130
+    except (ModelLoadError, OSError) as exc:  # expected start-up problems: the message says what to do
+        log.error("stt-server could not start: %s", exc)
+        print(f"stt-server: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         log.exception("stt-server failed to start or stopped with an error")
         print(f"stt-server: {type(exc).__name__}: {exc}", file=sys.stderr)

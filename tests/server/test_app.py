@@ -46,6 +46,30 @@ def test_unknown_key_in_file_is_rejected(tmp_path: object) -> None:
     assert "streaming.partial_interval: unknown key" in result.stderr
 
 
+def test_missing_model_fails_startup_with_advice() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "stt_server.cli", "--grpc-host", "127.0.0.1", "--grpc-port", "0",
+         "--http-host", "127.0.0.1", "--http-port", "0", "--model", "large-v9"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "large-v9" in result.stderr and "model.path" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("which", ["--grpc-port", "--http-port"])
+def test_port_in_use_fails_startup(which: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ports = {"--grpc-port": "0", "--http-port": "0", which: str(busy.getsockname()[1])}
+        result = subprocess.run(
+            [sys.executable, "-m", "stt_server.cli", "--grpc-host", "127.0.0.1", "--http-host", "127.0.0.1",
+             *(arg for pair in ports.items() for arg in pair)],
+            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "address already in use" in result.stderr.lower() or "errno 98" in result.stderr.lower()
+
+
 @pytest.fixture
 def server_process() -> Iterator[tuple[subprocess.Popen[str], int]]:
     grpc_port, http_port = free_port(), free_port()

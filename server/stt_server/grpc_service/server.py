@@ -29,6 +29,8 @@ def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
+        # a second server on the same port must fail loudly, not share the port
+        ("grpc.so_reuseport", 0),
     ]
 
 
@@ -61,7 +63,10 @@ def build_server(
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"{config.server.grpc_host}:{config.server.grpc_port}"
     credentials = server_credentials(config)
-    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    try:
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    except RuntimeError as exc:  # grpc reports a taken port as RuntimeError
+        raise OSError(f"cannot bind gRPC to {address}: address already in use or not available") from exc
     if port == 0:
-        raise OSError(f"cannot bind gRPC to {address}")
+        raise OSError(f"cannot bind gRPC to {address}: address already in use or not available")
     return server, port
