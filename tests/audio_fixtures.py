@@ -91,17 +91,17 @@ def synthesize(text: str) -> np.ndarray:
 
 
 def silence(seconds: float) -> np.ndarray:
-    return np.zeros(int(round(seconds * SAMPLE_RATE)), dtype=np.float32)
+    return np.zeros(round(seconds * SAMPLE_RATE), dtype=np.float32)
 
 
 def noise(seconds: float, *, level: float = 0.01, seed: int = 0) -> np.ndarray:
     """White noise at RMS ``level`` (reproducible)."""
     rng = np.random.default_rng(seed)
-    return (rng.standard_normal(int(round(seconds * SAMPLE_RATE))) * level).astype(np.float32)
+    return (rng.standard_normal(round(seconds * SAMPLE_RATE)) * level).astype(np.float32)
 
 
 def tone(seconds: float, *, hz: float = 440.0, rate: int = SAMPLE_RATE, amplitude: float = 0.3) -> np.ndarray:
-    t = np.arange(int(round(seconds * rate))) / rate
+    t = np.arange(round(seconds * rate)) / rate
     return (amplitude * np.sin(2 * np.pi * hz * t)).astype(np.float32)
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 import audio_fixtures
+import pytest
 
 
 @pytest.fixture(scope="session")

@@ -154,6 +154,7 @@ class Engine:
             "compute_type": self.backend.compute_type,
             "num_workers": self.backend.num_workers,
             "languages": self.backend.languages if self.backend.loaded else [],
+            "multilingual": self.backend.is_multilingual if self.backend.loaded else False,
             "sample_rate_hz": SAMPLE_RATE,
             "max_batch_size": self.scheduler.max_batch_size,
             "max_decode_pending": self.scheduler.max_pending,

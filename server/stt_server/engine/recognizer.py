@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -25,7 +25,13 @@ from stt_server.engine.buffers import BYTES_PER_SAMPLE, AudioBuffer, BufferLedge
 from stt_server.engine.errors import StreamClosed
 from stt_server.engine.results import build_final, build_partial
 from stt_server.engine.scheduler import DecodeJob, DecodeOutcome, DecodeScheduler
-from stt_server.engine.types import SAMPLE_RATE, RecognitionResult, SpeechEvent, SpeechEventKind, StreamOptions
+from stt_server.engine.types import (
+    SAMPLE_RATE,
+    RecognitionResult,
+    SpeechEvent,
+    SpeechEventKind,
+    StreamOptions,
+)
 from stt_server.engine.vad import CHUNK_SAMPLES, Endpointer, EndpointerSettings, EndpointEvent, SileroStream
 from stt_server.metrics import DecodeTiming, ServerMetrics
 
@@ -274,7 +280,8 @@ class StreamRecognizer:
             assert isinstance(item, _Pending)
             # asyncio.wait never raises; close() resolves _closed_signal so an orphaned decode
             # still inside the model does not hold the caller.
-            await asyncio.wait([item.waiter, self._closed_signal()], return_when=asyncio.FIRST_COMPLETED)
+            waiters: list[asyncio.Future[Any]] = [item.waiter, self._closed_signal()]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if self._closed:
                 return
             if item.waiter.cancelled():

@@ -246,7 +246,7 @@ class DecodeScheduler:
                 transcripts = await loop.run_in_executor(self._executor, self._run, batch)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the model failed: every job in the batch learns why
+            except Exception as exc:  # noqa: BLE001 - any model failure must reach every job in the batch
                 self._finish(batch, error=ModelError(f"{type(exc).__name__}: {exc}"))
             else:
                 finished = self._clock()

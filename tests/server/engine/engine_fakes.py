@@ -6,7 +6,6 @@ import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
 from stt_server.engine.backend import BatchItem, Transcript, TranscriptSegment, TranscriptWord
 
 
@@ -25,6 +24,7 @@ class FakeBackend:
         self.compute_type = "int8"
         self.num_workers = 1
         self.languages = ["en"]
+        self.is_multilingual = False
         self.loaded = True
 
     def load(self) -> None:

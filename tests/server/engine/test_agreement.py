@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
+import itertools
 
+import pytest
 from stt_server.engine.agreement import LocalAgreement, common_prefix_length, normalize_word, trim_repetition
 
 
@@ -28,22 +29,22 @@ def test_stable_prefix_after_hypotheses(hypotheses: list[str], stable: str, unst
 
 def test_stable_words_never_change_even_if_a_later_hypothesis_disagrees() -> None:
     agreement = LocalAgreement()
-    agreement.update("we will meet".split())
-    agreement.update("we will meet at".split())
-    state = agreement.update("we won't meet at the".split())  # a backend that ignored the prefix
+    agreement.update(["we", "will", "meet"])
+    agreement.update(["we", "will", "meet", "at"])
+    state = agreement.update(["we", "won't", "meet", "at", "the"])  # a backend that ignored the prefix
     assert state.stable[:3] == ("we", "will", "meet")
     history = [state.stable]
     for text in ["we will meet at the library", "we will meet at the library at", "totally different"]:
         history.append(agreement.update(text.split()).stable)
-    for earlier, later in zip(history, history[1:]):
+    for earlier, later in itertools.pairwise(history):
         assert later[: len(earlier)] == earlier
 
 
 def test_finalize_keeps_stable_and_adds_the_rest() -> None:
     agreement = LocalAgreement()
-    agreement.update("please call".split())
-    agreement.update("please call stella".split())
-    state = agreement.finalize("please call stella and ask her.".split())
+    agreement.update(["please", "call"])
+    agreement.update(["please", "call", "stella"])
+    state = agreement.finalize(["please", "call", "stella", "and", "ask", "her."])
     assert state.stable_text == "please call stella and ask her."
     assert state.unstable == ()
     assert state.stability == 1.0
@@ -51,14 +52,14 @@ def test_finalize_keeps_stable_and_adds_the_rest() -> None:
 
 def test_stability_is_the_stable_share_of_characters() -> None:
     agreement = LocalAgreement()
-    agreement.update("ab cd".split())
-    state = agreement.update("ab cd ef".split())
+    agreement.update(["ab", "cd"])
+    state = agreement.update(["ab", "cd", "ef"])
     assert state.stability == pytest.approx(5 / 8)
 
 
 def test_helpers() -> None:
     assert normalize_word("Dog.") == normalize_word("dog") == "dog"
-    assert common_prefix_length("a b c".split(), "a B d".split()) == 2
+    assert common_prefix_length(["a", "b", "c"], ["a", "B", "d"]) == 2
 
 
 @pytest.mark.parametrize(("text", "expected"), [

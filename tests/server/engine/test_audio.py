@@ -8,7 +8,6 @@ import wave
 
 import numpy as np
 import pytest
-
 from stt_server.engine.audio import (
     SUPPORTED_RATES,
     PcmDecoder,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import audio_fixtures as af
+import pytest
 from stt_server.engine.backend import BatchItem, resolve_compute_type, resolve_device, resolve_model_path
 from stt_server.engine.errors import ModelLoadError
 

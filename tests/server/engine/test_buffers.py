@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from stt_server.engine.buffers import AudioBuffer, BufferLedger
 from stt_server.engine.errors import BufferLimitExceeded
 from stt_server.errors import ErrorCode

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import pytest
-
 import audio_fixtures as af
+import pytest
 from stt_server.config import ServerConfig
 from stt_server.engine import Engine, RecognitionResult, SpeechEvent, StreamOptions
 from stt_server.engine.recognizer import StreamRecognizer
@@ -66,7 +66,7 @@ async def test_two_sentences_stream_partials_then_accurate_finals(engine_factory
     for index, (sentence, final) in enumerate(zip(sentences, finals)):
         utterance = [r for r in results(items) if r.utterance_index == index]
         assert not utterance[0].is_final, "a partial comes before the final"
-        for earlier, later in zip(utterance, utterance[1:]):
+        for earlier, later in itertools.pairwise(utterance):
             assert later.stable_text.startswith(earlier.stable_text), (earlier, later)
         assert af.word_error_rate(sentence, final.stable_text) <= 0.1, final.stable_text
         assert 0.5 < final.confidence <= 1.0

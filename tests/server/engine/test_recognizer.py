@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import audio_fixtures as af
 import numpy as np
 import pytest
-
-import audio_fixtures as af
 from engine_fakes import FakeBackend
 from stt_server.config import ServerConfig
-from stt_server.engine import BufferLimitExceeded, Engine, RecognitionResult, SpeechEvent, StreamClosed, StreamOptions
+from stt_server.engine import (
+    BufferLimitExceeded,
+    Engine,
+    RecognitionResult,
+    SpeechEvent,
+    StreamClosed,
+    StreamOptions,
+)
 from stt_server.engine.recognizer import StreamRecognizer
 from stt_server.errors import ErrorCode, SttError
 from stt_server.metrics import ServerMetrics
 
-WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike".split()
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima", "mike"]
 
 
 def counting_text(seconds: float) -> str:
@@ -109,7 +116,7 @@ async def test_stable_text_only_grows_within_an_utterance(engine_factory: Callab
     items = await stream_all(stream, af.speech_stream([af.SENTENCES[1]]))
     results = [i for i in items if isinstance(i, RecognitionResult)]
     assert sum(not r.is_final for r in results) >= 3
-    for earlier, later in zip(results, results[1:]):
+    for earlier, later in itertools.pairwise(results):
         if earlier.utterance_index == later.utterance_index:
             assert later.stable_text.startswith(earlier.stable_text)
     assert results[-1].is_final and results[-1].stable_text.startswith("alpha bravo charlie")
@@ -148,7 +155,7 @@ async def test_word_offsets_are_in_stream_time(engine_factory: Callable[..., Any
     engine = await engine_factory()
     stream = engine.open_stream(session_id="s1", options=StreamOptions(word_time_offsets=True))
     items = await stream_all(stream, af.speech_stream([af.SENTENCES[0]], lead_sec=2.0))
-    final = [i for i in items if isinstance(i, RecognitionResult) and i.is_final][0]
+    final = next(i for i in items if isinstance(i, RecognitionResult) and i.is_final)
     assert final.words and final.words[0].start_sec == pytest.approx(final.start_sec)
     assert final.start_sec > 1.5
 

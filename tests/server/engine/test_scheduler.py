@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-
 from engine_fakes import FakeBackend
 from stt_server.engine.backend import FINAL_MARGIN_FRAMES, PARTIAL_MARGIN_FRAMES
 from stt_server.engine.errors import DecodeQueueFull, ModelError

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import audio_fixtures as af
 import numpy as np
 import pytest
 from faster_whisper.vad import get_vad_model
-
-import audio_fixtures as af
 from stt_server.engine.vad import CHUNK_SAMPLES, Endpointer, EndpointerSettings, EndpointEvent, SileroStream
 
 CHUNK_MS = CHUNK_SAMPLES / 16  # 32 ms
