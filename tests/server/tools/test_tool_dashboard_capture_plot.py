@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 from pathlib import Path
@@ -89,3 +90,22 @@ def test_render_is_pure_and_shows_shedding() -> None:
     text = console.export_text()
     assert "rate limit: decode_queue" in text and "7" in text
     assert "error ERR1011" in text and "unavailable: disabled" in text
+
+
+async def test_dashboard_keeps_polling_at_the_interval(start_plane: StartPlane) -> None:
+    plane = await start_plane()
+    console = Console(record=True, width=100)
+    args = dashboard.build_parser().parse_args(["--base-url", plane.url, "--interval", "0.05", "--no-clear"])
+    task = asyncio.create_task(dashboard.run(args, console))
+    try:
+        async with asyncio.timeout(10):
+            while console.export_text(clear=False).count("Traffic") < 3:
+                plane.metrics.active_sessions.inc()  # each poll sees the figure move
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    rows = [line for line in console.export_text().splitlines() if "active sessions" in line]
+    assert len(rows) >= 3
+    assert len(set(rows)) >= 2  # later polls show the new figure

@@ -48,3 +48,16 @@ def test_unreachable_server_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     # Port 1 on loopback: nothing listens there, the connection is refused at once.
     assert security_smoke_check.main(["http://127.0.0.1:1"]) == 2
     assert "cannot reach" in capsys.readouterr().err
+
+
+async def test_tls_plane_passes_with_insecure(start_plane: StartPlane, tmp_path) -> None:
+    from stt_server.tools.self_signed_cert import write_self_signed
+
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    write_self_signed(cert, key, days=1)
+    plane = await start_plane(auth={"control_token": TOKEN},
+                              server={"tls": {"cert_file": str(cert), "key_file": str(key)}})
+    assert plane.url.startswith("https://")
+    assert await asyncio.to_thread(security_smoke_check.main, [plane.url, "--insecure", "--token", TOKEN]) == 0
+    # Without --insecure the self-signed certificate is (rightly) not trusted: unreachable, exit 2.
+    assert await asyncio.to_thread(security_smoke_check.main, [plane.url]) == 2
