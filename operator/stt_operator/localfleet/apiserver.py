@@ -185,7 +185,10 @@ class LocalApiServer:
             "contexts": [{"name": "localfleet",
                           "context": {"cluster": "localfleet", "user": "localfleet", "namespace": namespace}}],
         }
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        # Written whole and then renamed: a process waiting for the file never reads half of it.
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(yaml.safe_dump(config, sort_keys=False))
+        partial.replace(path)
         return path
 
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
