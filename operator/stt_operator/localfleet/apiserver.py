@@ -46,6 +46,7 @@ from stt_operator.localfleet.store import CRD_KEY, Store
 logger = logging.getLogger(__name__)
 
 REQUEST_LOG_LIMIT: Final = 20000
+FAULTS_PATH: Final = "/_localfleet/faults"  # not a Kubernetes path: fault injection from other processes
 _REASONS = {409: "Conflict", 500: "InternalError", 503: "ServiceUnavailable", 429: "TooManyRequests",
             504: "Timeout", 404: "NotFound"}
 
@@ -101,6 +102,8 @@ class LocalKubernetesEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
                 raise errors.status_error(503, "ServiceUnavailable", "injected fault: released after hanging")
             raise errors.status_error(fault.status, _REASONS.get(fault.status, "InternalError"),
                                       f"injected fault {fault.status} for {method} {path}")
+        if path == FAULTS_PATH:
+            return self._serve_faults(method, request.data)
         target = routing.parse_target(self.store, path)
         if target is None:
             # Discovery (/api, /apis, /version) and user reactions: kmock's own handling, but not
@@ -114,6 +117,26 @@ class LocalKubernetesEmulator(kmock.KubernetesEmulator):  # type: ignore[misc]
         result = routing.handle(self.store, target, method=method, params=params, body=body,
                                 content_type=content_type)
         return aiohttp.web.json_response(result, status=201 if method == "POST" else 200)
+
+    def _serve_faults(self, method: str, body: Any) -> aiohttp.web.StreamResponse:
+        """The fault plan over HTTP, for tests whose API server runs in another process."""
+        if method == "DELETE":
+            self.faults.clear()
+            return aiohttp.web.json_response({"faults": []})
+        if method == "POST" and isinstance(body, Mapping):
+            try:
+                self.faults.add(method=str(body["method"]), path=str(body["path"]),
+                                status=int(body.get("status", 500)), times=int(body.get("times", 1)),
+                                hang_sec=None if body.get("hang_sec") is None else float(body["hang_sec"]))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise errors.bad_request(f"a fault needs method, path and optionally status, times, "
+                                         f"hang_sec: {exc}") from None
+        elif method != "GET":
+            raise errors.status_error(405, "MethodNotAllowed", "GET, POST or DELETE the fault plan")
+        return aiohttp.web.json_response({"faults": [
+            {"method": f.method, "path": f.path.pattern, "status": f.status, "times": f.times,
+             "hang_sec": f.hang_sec, "hits": f.hits} for f in self.faults.faults]},
+            status=201 if method == "POST" else 200)
 
     @override
     async def _serve_version(self, request: kmock.Request) -> Any:

@@ -164,3 +164,15 @@ async def test_hanging_fault_holds_requests_until_the_client_gives_up(server: Lo
         pass
     assert loop.time() - started < 2
     assert (await http.get(CONFIGMAPS))[0] == 200  # the fault was used up by the first request
+
+
+async def test_faults_over_http_for_other_processes(http: Http) -> None:
+    code, plan = await http.post("/_localfleet/faults", {"method": "GET", "path": "/configmaps$", "status": 503})
+    assert code == 201 and plan["faults"][0]["times"] == 1
+    assert (await http.get(CONFIGMAPS))[0] == 503
+    _, plan = await http.get("/_localfleet/faults")
+    assert plan["faults"][0]["hits"] == 1
+    assert (await http.post("/_localfleet/faults", {"path": "x"}))[0] == 400
+    await http.post("/_localfleet/faults", {"method": "GET", "path": "/configmaps$", "times": 5})
+    await http.delete("/_localfleet/faults")
+    assert (await http.get(CONFIGMAPS))[0] == 200
