@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import audio_fixtures
 import numpy as np
 from audio_fixtures import silence, synthesize
 from stt_server.client import WavAudio
 
-SENTENCES = (
-    "The quick brown fox jumps over the lazy dog near the river bank.",
-    "Please send the quarterly report to the finance team before Friday.",
-)
+SENTENCES = (audio_fixtures.SENTENCES[2], audio_fixtures.SENTENCES[1])
 
 
 def speech_wav(text: str, *, lead_sec: float = 0.5, tail_sec: float = 1.0) -> WavAudio:

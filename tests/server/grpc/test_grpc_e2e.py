@@ -124,3 +124,18 @@ async def test_real_engine_single_utterance(whisper_backend: WhisperBackend) -> 
         events = [r.speech_event.type for r in outcome.responses if r.HasField("speech_event")]
         assert stt_pb2.SpeechEvent.END_OF_SINGLE_UTTERANCE in events
         await assert_no_leaks(server)
+
+
+async def test_two_utterances_two_finals_in_order(whisper_backend: WhisperBackend) -> None:
+    async with running_server(engine=real_engine(whisper_backend)) as server, server.client() as client:
+        outcome = await client.stream(speech_then_speech(SENTENCES[0], SENTENCES[1]),
+                                      config=streaming_config(word_time_offsets=True))
+        assert outcome.error is None
+        finals = outcome.finals
+        assert [f.utterance_index for f in finals] == [0, 1]
+        assert finals[0].result_end_sec <= finals[1].result_start_sec
+        for final, text in zip(finals, SENTENCES, strict=True):
+            assert wer(text, final.alternatives[0].transcript) <= 0.10
+            assert final.alternatives[0].words, "word offsets were requested"
+            assert final.stability == 1.0 and final.language_code == "en"
+        await assert_no_leaks(server)
