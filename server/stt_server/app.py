@@ -156,8 +156,12 @@ class SttServerApp:
         if self._control is not None:
             control, self._control = self._control, None
             await control.stop()
-        with contextlib.suppress(Exception):
+        try:
             await self.engine.stop()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # keep stopping the rest; the log says what went wrong
+            log.exception("engine did not stop cleanly")
         if self.capture is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.capture.stop)
         self.metrics.model_loaded.set(0)

@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_serve(config))
     except KeyboardInterrupt:  # a second Ctrl-C during the drain
         return 130
+    except ConfigError as exc:  # found while building the server, e.g. an unreadable api_keys_file
+        print(f"stt-server: {exc}", file=sys.stderr)
+        return 2
     except (ModelLoadError, OSError) as exc:  # expected start-up problems: the message says what to do
         log.error("stt-server could not start: %s", exc)
         print(f"stt-server: {exc}", file=sys.stderr)

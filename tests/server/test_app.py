@@ -46,6 +46,14 @@ def test_unknown_key_in_file_is_rejected(tmp_path: object) -> None:
     assert "streaming.partial_interval: unknown key" in result.stderr
 
 
+def test_unreadable_api_keys_file_is_a_config_error(tmp_path: object) -> None:
+    env = {**os.environ, "STT_AUTH__API_KEYS_FILE": f"{tmp_path}/missing-keys"}
+    result = subprocess.run([sys.executable, "-m", "stt_server.cli", "--grpc-port", "0", "--http-port", "0"],
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "auth.api_keys_file" in result.stderr and "cannot read" in result.stderr
+
+
 def test_missing_model_fails_startup_with_advice() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "stt_server.cli", "--grpc-host", "127.0.0.1", "--grpc-port", "0",
