@@ -112,6 +112,7 @@ def build_report(records: list[StreamRecord], *, options: LoadOptions, info: dic
         create_session=create, first_partial=first, final=final, errors=errors, missing_finals=missing,
         resources=resources, slo=slo, server_side=server_side, bottlenecks=bottlenecks,
         mitigations=mitigations, label=options.label,
+        spurious_finals=sum(r.spurious_finals for r in records),
     )
 
 

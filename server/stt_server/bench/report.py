@@ -56,6 +56,7 @@ class LoadReport:
     resources: ResourceDelta
     slo: list[SloResult]
     server_side: dict[str, Any] = field(default_factory=dict)  # /metrics.json deltas
+    spurious_finals: int = 0  # non-empty finals over no planned speech
     bottlenecks: list[str] = field(default_factory=list)
     mitigations: list[str] = field(default_factory=list)
     label: str = ""
@@ -94,6 +95,10 @@ def _took(wall_seconds: float | None) -> str:
 
 def _missing(count: int) -> str:
     return f"; {count} utterance(s) got no final" if count else ""
+
+
+def _spurious(count: int) -> str:
+    return f"; {count} final(s) with text over no planned speech" if count else ""
 
 
 def _observed(result: SloResult) -> str:
@@ -135,7 +140,8 @@ def render_markdown(report: LoadReport) -> str:
         "",
         f"- CreateSession P50/P90/P99: {report.create_session.triple(unit_ms=True)}",
         f"- First partial P50/P90/P99: {report.first_partial.triple()}",
-        f"- Final result P50/P90/P99: {report.final.triple()}{_missing(report.missing_finals)}",
+        (f"- Final result P50/P90/P99: {report.final.triple()}{_missing(report.missing_finals)}"
+         f"{_spurious(report.spurious_finals)}"),
         f"- Error rate (by code): {_errors_line(report.errors)}",
         f"- CPU/RSS/threads delta: {_resources_line(report.resources)}",
         "",
@@ -182,6 +188,7 @@ def to_json_dict(report: LoadReport) -> dict[str, Any]:
             "first_partial_sec": report.first_partial.to_dict(),
             "final_sec": report.final.to_dict(),
             "missing_finals": report.missing_finals,
+            "spurious_finals": report.spurious_finals,
             "errors": {"attempts": report.errors.attempts, "failures": report.errors.failures,
                        "rate": report.errors.rate, "availability_rate": report.errors.availability_rate,
                        "by_status": dict(report.errors.by_status), "by_code": dict(report.errors.by_code)},

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from stt_server.bench.latency import Received, SendLog, UtteranceLatency, match_utterances
+from stt_server.bench.latency import Received, SendLog, UtteranceLatency, assign, match_utterances
 from stt_server.bench.workload import SAMPLE_RATE, StreamAudio
 from stt_server.client import SttClient, SttClientError, metadata_dict, streaming_config
 from stt_server.errors import ERROR_CODE_KEY
@@ -33,6 +33,7 @@ class StreamRecord:
     error_message: str = ""
     latencies: list[UtteranceLatency] = field(default_factory=list)
     utterances_sent: int = 0
+    spurious_finals: int = 0  # finals over no planned speech (noise, silence, hallucinations)
     audio_sent_sec: float = 0.0
     retry_after_sec: float | None = None
 
@@ -82,6 +83,7 @@ async def run_stream(client: SttClient, audio: StreamAudio, *, realtime: bool, r
         record.error_code = trailing.get(ERROR_CODE_KEY)
         record.error_message = exc.details() or ""
     record.latencies = match_utterances(audio.plan, received, sends)
+    record.spurious_finals = sum(1 for r in received if r.is_final and r.text.strip() and assign(r, audio.plan) is None)
     record.utterances_sent = len(record.latencies)
     record.audio_sent_sec = sends.audio_end[-1] if sends.audio_end else 0.0
     return record

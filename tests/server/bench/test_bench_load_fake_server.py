@@ -37,8 +37,10 @@ def _result(u: Utterance, *, is_final: bool, end_sec: float) -> stt_pb2.Streamin
 
 
 class ScriptedSpeech(stt_pb2_grpc.SpeechToTextServicer):
-    def __init__(self, plan: tuple[Utterance, ...], *, refuse_first: int = 0, fail_streams: bool = False) -> None:
+    def __init__(self, plan: tuple[Utterance, ...], *, refuse_first: int = 0, fail_streams: bool = False,
+                 ghost_final: bool = False) -> None:
         self.plan = plan
+        self.ghost_final = ghost_final
         self.refuse_first = refuse_first
         self.fail_streams = fail_streams
         self.creates = 0
@@ -72,6 +74,10 @@ class ScriptedSpeech(stt_pb2_grpc.SpeechToTextServicer):
                 if u.index not in finals and audio_sec >= u.end_sec + FINAL_AFTER_END_SEC:
                     finals.add(u.index)
                     yield _result(u, is_final=True, end_sec=u.end_sec)
+        if self.ghost_final:
+            # A "hallucinated" final over the trailing silence, far from any planned utterance.
+            ghost = Utterance(99, audio_sec + 5.0, audio_sec + 6.0, "thank you")
+            yield _result(ghost, is_final=True, end_sec=ghost.end_sec)
 
 
 @pytest.fixture
@@ -139,3 +145,12 @@ async def test_failed_streams_miss_the_error_slo(scripted_server) -> None:
     assert report.errors.by_code == {"ERR1099": 1} and report.errors.by_status == {"INTERNAL": 1}
     verdicts = {r.name: r.verdict for r in report.slo}
     assert verdicts["error_rate"] == "missed"
+
+
+async def test_finals_over_silence_are_counted_as_spurious(scripted_server) -> None:
+    clip = _short_clip()
+    target = await scripted_server(ScriptedSpeech(clip.plan, ghost_final=True))
+    report = await run_load(LoadOptions(server=target, sessions=2, duration_sec=0.05, realtime=False),
+                            console=_quiet(), inputs=[clip])
+    assert report.spurious_finals == report.workload.streams_started >= 2
+    assert report.final.count == 2 * report.workload.streams_started  # real finals still matched

@@ -69,6 +69,13 @@ def test_json_round_trips_the_figures() -> None:
     assert body["results"]["resources"]["cpu_cores_busy"] == 110.0 / 60.0
 
 
+def test_spurious_finals_are_reported() -> None:
+    text = render_markdown(_report(spurious_finals=3))
+    assert "; 3 final(s) with text over no planned speech" in text
+    assert json.loads(render_json(_report(spurious_finals=3)))["results"]["spurious_finals"] == 3
+    assert "over no planned speech" not in render_markdown(_report())
+
+
 def test_report_without_control_plane_says_so() -> None:
     text = render_markdown(_report(resources=ResourceDelta()))
     assert "- CPU/RSS/threads delta: n/a (no --http control plane given)" in text
