@@ -202,6 +202,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
             inbox = Inbox(request_iterator, idle_timeout_sec=self._config.limits.session_idle_timeout_sec)
             principal = self._admit(context)
             session = await self._open(inbox, principal)
+            self._state.check_accepting()  # a drain may have begun while we waited for the first message
             set_log_ids(session_id=session.session_id, request_id=session.config.request_id)
             recognizer = self._engine.open_stream(session_id=session.session_id, options=session.config.options)
             decoder = StreamAudioDecoder(session.config.audio,
