@@ -35,8 +35,8 @@ def test_seed_002_names_are_exported_bare() -> None:
 
 @pytest.mark.xfail(strict=True, reason=(
     "metrics._SeedCounters types the bare seed names 'counter'; prometheus_client then writes "
-    "'# TYPE <name>_total counter' above a sample named <name>, so Prometheus files the sample as "
-    "untyped. Typing them 'unknown' (or gauge) in metrics.py fixes it; queries work either way."))
+    "'# TYPE <name>_total counter' above a sample named <name>. /metrics fixes it in "
+    "control/exposition.py (re-typed untyped); typing them 'unknown' in metrics.py would fix the source."))
 def test_seed_002_names_have_matching_type_lines() -> None:
     text = generate_latest(ServerMetrics().registry).decode()
     for name in SEED_COUNTERS:

@@ -98,3 +98,28 @@ async def test_tls_serves_https_with_the_configured_cert(start_plane: StartPlane
     with pytest.raises(aiohttp.ClientError):
         async with plane.session.get(f"http://127.0.0.1:{plane.plane.port}/health/live"):
             pass
+
+
+async def test_every_sample_sits_under_a_matching_type_line(start_plane: StartPlane) -> None:
+    plane = await start_plane()
+    plane.metrics.record_partial_dropped()
+    plane.metrics.record_error(code="ERR1011", grpc_status="RESOURCE_EXHAUSTED")
+    plane.metrics.set_stream_buffer("s", 10)
+    plane.metrics.create_session_seconds.observe(0.01)
+    _, text = await plane.get("/metrics")
+    types: dict[str, str] = {}
+    orphans = []
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            types[name] = kind
+        elif line and not line.startswith("#"):
+            sample = line.split("{")[0].split(" ")[0]
+            base = sample.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count")
+            if types.get(sample) is None and types.get(base) != "histogram":
+                orphans.append(sample)
+    assert orphans == []
+    # Seed 002's bare names keep their exact sample names.
+    assert types["stt_partial_drop_count"] == "untyped" and "stt_partial_drop_count 1.0" in text
+    assert types["stt_error_counts_resource_exhausted"] == "untyped"
+    assert types["stt_errors_total"] == "counter"
