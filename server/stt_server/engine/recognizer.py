@@ -236,6 +236,7 @@ class StreamRecognizer:
             return
         self._last_partial_end = end
         job = self._job("partial", end, origin_wall=self._wall_time_of(end - 1))
+        job.first = self._utterance_index not in self._first_partial_sent
         self._partial = await self._scheduler.submit_partial(job)
         self._partial_utterance = self._utterance_index
         self._out.put_nowait(_Pending("partial", self._partial, self._utterance_index, self._utterance_start, end,

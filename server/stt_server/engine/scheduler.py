@@ -3,8 +3,8 @@
 * Bounded: at most ``max_pending`` decodes queued or running.
 * Finals before partials; offline and word-timestamp decodes ride with the finals.
 * Saturated: partials are dropped first (a newer partial from the same stream replaces its queued
-  older one; a partial that finds the queue full is dropped; a final evicts the oldest queued
-  partial). A final never gets dropped: it waits for room and only after ``final_wait_sec`` fails
+  older one; a partial that finds the queue full is dropped unless it is its utterance's first and
+  can evict a queued refresh partial; a final evicts the oldest refresh partial, else any partial). A final never gets dropped: it waits for room and only after ``final_wait_sec`` fails
   with ``DecodeQueueFull``.
 * Batching: each of ``num_workers`` dispatchers takes up to ``max_batch_size`` batchable jobs and
   decodes them in one ``WhisperBackend.transcribe_batch`` call in the executor, so workers overlap
@@ -70,6 +70,7 @@ class DecodeJob:
     word_timestamps: bool = False
     utterance_index: int = 0
     buffer_wait: float = 0.0
+    first: bool = False  # the utterance's first partial: ranked above refreshes of other streams
     future: asyncio.Future[DecodeOutcome | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     submitted_at: float = field(default_factory=time.monotonic)
     orphaned: bool = False
@@ -164,28 +165,48 @@ class DecodeScheduler:
                 self._drop(queued)
                 await self._notify()
                 return job.future
-        if self.pending >= self.max_pending:
+        if self.pending >= self.max_pending and not (job.first and self._evict_partial(refresh_only=True)):
             self._drop(job)
             return job.future
-        self._partials.append(job)
+        self._enqueue_partial(job)
         self._update_gauge()
         await self._notify()
         return job.future
+
+    def _enqueue_partial(self, job: DecodeJob) -> None:
+        """First partials of an utterance go ahead of refreshes: they decide first-partial latency."""
+        if job.first:
+            for index, queued in enumerate(self._partials):
+                if not queued.first:
+                    self._partials.insert(index, job)
+                    return
+        self._partials.append(job)
+
+    def _evict_partial(self, *, refresh_only: bool = False) -> bool:
+        """Drop the oldest queued refresh partial (or, unless ``refresh_only``, the oldest partial)."""
+        victim = next((queued for queued in self._partials if not queued.first), None)
+        if victim is None and not refresh_only and self._partials:
+            victim = self._partials[0]
+        if victim is None:
+            return False
+        self._partials.remove(victim)
+        self._drop(victim)
+        return True
 
     async def submit_final(self, job: DecodeJob) -> asyncio.Future[DecodeOutcome | None]:
         """Queue a final (or offline) decode, evicting a queued partial or waiting for room."""
         cond = self._cond()
         async with cond:
-            if self.pending >= self.max_pending and self._partials:
-                self._drop(self._partials.popleft())
+            if self.pending >= self.max_pending:
+                self._evict_partial()
             try:
                 await asyncio.wait_for(cond.wait_for(lambda: self.pending < self.max_pending or bool(self._partials)),
                                        timeout=self.final_wait_sec)
             except TimeoutError:
                 self.metrics.record_rate_limit_block("decode_queue")
                 raise DecodeQueueFull(limit=self.max_pending) from None
-            if self.pending >= self.max_pending and self._partials:
-                self._drop(self._partials.popleft())
+            if self.pending >= self.max_pending:
+                self._evict_partial()
             job.submitted_at = self._clock()
             self._finals.append(job)
             self._update_gauge()

@@ -192,3 +192,19 @@ async def test_queued_work_is_split_over_idle_workers(backend: FakeBackend, metr
     finally:
         backend.gate.set()
         await sched.stop()
+
+
+async def test_first_partials_jump_refreshes_and_survive_saturation(backend: FakeBackend,
+                                                                    scheduler: DecodeScheduler) -> None:
+    busy = await occupy(backend, scheduler)
+    refreshes = [await scheduler.submit_partial(job(f"r{i}", "partial")) for i in range(3)]
+    first = await scheduler.submit_partial(job("new", "partial", 2.0, first=True))  # queue full
+    assert not first.done()  # it took the place of the oldest refresh
+    assert refreshes[0].done() and refreshes[0].result() is None
+    final = await scheduler.submit_final(job("f", "final", 3.0))  # evicts a refresh, not the first partial
+    assert refreshes[1].result() is None and not first.done()
+    backend.gate.set()
+    outcomes = await asyncio.gather(busy, final, first, refreshes[2])
+    # Order inside the batch: the final, then the first partial, then the remaining refresh.
+    assert [round(o.audio_seconds) for o in outcomes[1:] if o is not None] == [3, 2, 1]
+    assert backend.calls[1] == [F, P, P]
