@@ -89,14 +89,14 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
 
     # --- admission -------------------------------------------------------------------------------
 
-    def _admit(self, context: grpc.aio.ServicerContext, *, rate_limited: bool = True) -> Principal:
+    def _admit(self, context: grpc.aio.ServicerContext) -> Principal:
+        """Authenticate, take a rate token, and refuse while loading or draining."""
         principal = self._auth.authenticate(context.invocation_metadata())
-        if rate_limited:
-            try:
-                self._rate.acquire(principal.key_id)
-            except SttError:
-                self._metrics.record_rate_limit_block("requests_per_key")
-                raise
+        try:
+            self._rate.acquire(principal.key_id)
+        except SttError:
+            self._metrics.record_rate_limit_block("requests_per_key")
+            raise
         self._state.check_accepting()
         return principal
 
