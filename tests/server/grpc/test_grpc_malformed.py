@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import grpc
 import pytest
 from conftest import assert_no_leaks, running_server, tone
-from grpc_calls import Request, audio_request, config_request, raw_stream
+from grpc_calls import Request, audio_request, config_request, raw_stream, wait_for
 from stt_server.client import SttClientError, streaming_config
 from stt_server.proto_gen import stt_pb2
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def _talk_until(release: asyncio.Event) -> AsyncIterator[Request]:
+    yield config_request()
+    while not release.is_set():
+        yield audio_request(3200)
+        await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize(
@@ -31,7 +41,12 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 )
 async def test_malformed_stream(requests: list[Request], code: str, status: grpc.StatusCode) -> None:
     async with running_server() as server:
+        release = asyncio.Event()
+        bystander = asyncio.create_task(raw_stream(server.target, _talk_until(release)))
+        await wait_for(lambda: server.app.servicer.streams)
         outcome = await raw_stream(server.target, requests)
+        release.set()
+        assert (await bystander).code is grpc.StatusCode.OK  # another session is unaffected
         assert (outcome.code, outcome.error_code) == (status, code)
         assert outcome.details.startswith(code)
         assert "stt-decode-total-sec" in outcome.trailing  # timing trailers on errors too
