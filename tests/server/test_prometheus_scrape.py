@@ -121,7 +121,7 @@ def prometheus_factory(tmp_path: Path) -> Iterator[Any]:
                 process.wait()
 
 
-async def _query(session: aiohttp.ClientSession, base: str, promql: str) -> float | None:
+async def _query(session: aiohttp.ClientSession, promql: str, *, base: str) -> float | None:
     """The single value of an instant query, or ``None`` while Prometheus has no number yet."""
     try:
         async with session.get(f"{base}/api/v1/query", params={"query": promql}) as response:
@@ -135,9 +135,9 @@ async def _query(session: aiohttp.ClientSession, base: str, promql: str) -> floa
     return None if math.isnan(value) else value
 
 
-async def _until_number(session: aiohttp.ClientSession, base: str, promql: str, *, deadline: float) -> float:
+async def _until_number(session: aiohttp.ClientSession, promql: str, *, base: str, deadline: float) -> float:
     while time.monotonic() < deadline:
-        value = await _query(session, base, promql)
+        value = await _query(session, promql, base=base)
         if value is not None:
             return value
         await asyncio.sleep(0.5)
@@ -189,12 +189,12 @@ async def test_prometheus_scrapes_with_token_and_answers_quantiles(control_plane
     deadline = time.monotonic() + QUERY_TIMEOUT_SEC
     try:
         async with aiohttp.ClientSession() as session:
-            assert await _until_number(session, base, 'up{job="stt"} == 1', deadline=deadline) == 1
-            values = {name: await _until_number(session, base, q, deadline=deadline) for name, q in QUERIES.items()}
+            assert await _until_number(session, base=base, promql='up{job="stt"} == 1', deadline=deadline) == 1
+            values = {name: await _until_number(session, base=base, promql=q, deadline=deadline) for name, q in QUERIES.items()}
             # Without the token Prometheus is refused: up == 0 for that job.
-            assert await _until_number(session, base, 'up{job="stt-no-token"}', deadline=deadline) == 0
+            assert await _until_number(session, base=base, promql='up{job="stt-no-token"}', deadline=deadline) == 0
             # Seed 002's flattened names work as queries too.
-            assert await _until_number(session, base, "stt_decode_latency_count", deadline=deadline) > 0
+            assert await _until_number(session, base=base, promql="stt_decode_latency_count", deadline=deadline) > 0
             # Every dashboard query in docs/operations.md is valid PromQL against our metrics.
             for promql in _documented_panel_queries():
                 async with session.get(f"{base}/api/v1/query", params={"query": promql}) as response:
@@ -238,15 +238,15 @@ async def test_prometheus_quantiles_after_real_streams(prometheus_factory, speec
         base = prometheus_factory(app.http_port)
         deadline = time.monotonic() + QUERY_TIMEOUT_SEC
         async with aiohttp.ClientSession() as session:
-            assert await _until_number(session, base, 'up{job="stt"} == 1', deadline=deadline) == 1
+            assert await _until_number(session, base=base, promql='up{job="stt"} == 1', deadline=deadline) == 1
             options = LoadOptions(server=f"127.0.0.1:{app.grpc_port}", sessions=2, duration_sec=1.0, realtime=True,
                                   http_url=f"http://127.0.0.1:{app.http_port}", token=TOKEN)
             report = await run_load(options, console=Console(quiet=True), inputs=[speech_clip])
             deadline = time.monotonic() + QUERY_TIMEOUT_SEC
-            first_p99 = await _until_number(session, base, QUERIES["first_partial_p99"], deadline=deadline)
-            final_p99 = await _until_number(session, base, QUERIES["final_p99"], deadline=deadline)
-            decode_p99 = await _until_number(session, base, QUERIES["decode_p99"], deadline=deadline)
-            streams = await _until_number(session, base, "sum(stt_streams_started_total)", deadline=deadline)
+            first_p99 = await _until_number(session, base=base, promql=QUERIES["first_partial_p99"], deadline=deadline)
+            final_p99 = await _until_number(session, base=base, promql=QUERIES["final_p99"], deadline=deadline)
+            decode_p99 = await _until_number(session, base=base, promql=QUERIES["decode_p99"], deadline=deadline)
+            streams = await _until_number(session, base=base, promql="sum(stt_streams_started_total)", deadline=deadline)
     finally:
         await app.stop()
     assert report.errors.failures == 0

@@ -83,7 +83,7 @@ def assign(result: Received, plan: Sequence[Utterance]) -> Utterance | None:
 
 
 def match_utterances(
-    plan: Sequence[Utterance], received: Sequence[Received], sends: SendLog
+    plan: Sequence[Utterance], received: Sequence[Received], *, sends: SendLog
 ) -> list[UtteranceLatency]:
     """One latency record per planned utterance whose audio was sent."""
     by_utterance: dict[int, list[Received]] = {u.index: [] for u in plan}

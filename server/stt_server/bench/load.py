@@ -63,7 +63,7 @@ def environment_line(server: str) -> str:
             f"Python {platform.python_version()}; {where}")
 
 
-async def _worker(index: int, client: SttClient, inputs: list[StreamAudio], *, options: LoadOptions,
+async def _worker(index: int, client: SttClient, *, inputs: list[StreamAudio], options: LoadOptions,
                   deadline: float, records: list[StreamRecord], progress: Progress, task: TaskID) -> None:
     # Stagger the starts (within the first quarter of the run, at most 1 s) so the N streams do
     # not speak in lockstep.
@@ -156,7 +156,7 @@ async def run_load(options: LoadOptions, *, console: Console | None = None,
                 task = progress.add_task(f"{options.sessions} x {options.input}", total=None, errors=0)
                 try:
                     await asyncio.gather(*[
-                        _worker(i, client, inputs, options=options, deadline=deadline, records=records,
+                        _worker(i, client, inputs=inputs, options=options, deadline=deadline, records=records,
                                 progress=progress, task=task)
                         for i in range(options.sessions)
                     ])
@@ -167,7 +167,7 @@ async def run_load(options: LoadOptions, *, console: Console | None = None,
             after = await probe.read() if probe else None
     elapsed = time.monotonic() - run_started
     resources = resource_delta(before, after) if before and after else ResourceDelta(wall_seconds=elapsed)
-    server_side = server_side_delta(before, after, probe.peaks) if before and after and probe else {}
+    server_side = server_side_delta(before, after, peaks=probe.peaks) if before and after and probe else {}
     return build_report(records, options=options, info=info, resources=resources, server_side=server_side,
                         audio_per_stream_sec=audio_per_stream)
 

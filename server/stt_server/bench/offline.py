@@ -79,7 +79,7 @@ class DirectWhisper:
         return " ".join(segment.text.strip() for segment in segments)
 
 
-def median_round(name: str, audio_sec: float, walls: Sequence[float]) -> Throughput:
+def median_round(walls: Sequence[float], *, name: str, audio_sec: float) -> Throughput:
     """One round's throughput at the median wall time (robust to a noisy neighbour)."""
     return Throughput(name, audio_sec, float(np.median(walls)), len(walls))
 
@@ -114,7 +114,7 @@ async def measure(
         if client is not None:
             await client.close()
     names = {"server": "server Recognize", "direct": "faster-whisper direct"}
-    return {key: median_round(names[key], audio_sec, w) for key, w in walls.items() if w}
+    return {key: median_round(w, name=names[key], audio_sec=audio_sec) for key, w in walls.items() if w}
 
 
 def throughput_dict(t: Throughput) -> dict[str, Any]:

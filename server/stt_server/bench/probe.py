@@ -76,7 +76,7 @@ def resource_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> Resou
     )
 
 
-def server_side_delta(before: Mapping[str, Any], after: Mapping[str, Any], peaks: Mapping[str, float]) -> dict[str, Any]:
+def server_side_delta(before: Mapping[str, Any], after: Mapping[str, Any], *, peaks: Mapping[str, float]) -> dict[str, Any]:
     """Counter increases over the run plus peaks of the gauges (seed 000's backpressure checklist)."""
     m0, m1 = before["metrics"], after["metrics"]
     out: dict[str, Any] = {key: m1.get(key, 0) - m0.get(key, 0) for key in _COUNTERS}

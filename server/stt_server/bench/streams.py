@@ -82,7 +82,7 @@ async def run_stream(client: SttClient, audio: StreamAudio, *, realtime: bool, r
         record.error_status = exc.code().name
         record.error_code = trailing.get(ERROR_CODE_KEY)
         record.error_message = exc.details() or ""
-    record.latencies = match_utterances(audio.plan, received, sends)
+    record.latencies = match_utterances(audio.plan, received, sends=sends)
     record.spurious_finals = sum(1 for r in received if r.is_final and r.text.strip() and assign(r, audio.plan) is None)
     record.utterances_sent = len(record.latencies)
     record.audio_sent_sec = sends.audio_end[-1] if sends.audio_end else 0.0

@@ -30,7 +30,7 @@ def _value(samples: _Samples, name: str, **labels: str) -> float:
     return sum(v for got, v in samples.get(name, ()) if all(got.get(k) == want for k, want in labels.items()))
 
 
-def _by_label(samples: _Samples, name: str, label: str) -> dict[str, float]:
+def _by_label(samples: _Samples, name: str, *, label: str) -> dict[str, float]:
     out: dict[str, float] = defaultdict(float)
     for got, value in samples.get(name, ()):
         if label in got:
@@ -78,7 +78,7 @@ def build_metrics_json(metrics: ServerMetrics, *, extra: dict[str, Any] | None =
     body: dict[str, Any] = {
         "active_sessions": int(_value(s, "stt_active_sessions")),
         "active_streams": int(_value(s, "stt_active_streams")),
-        "api_key_sessions": {k: int(v) for k, v in _by_label(s, "stt_api_key_sessions", "key_id").items()},
+        "api_key_sessions": {k: int(v) for k, v in _by_label(s, "stt_api_key_sessions", label="key_id").items()},
         "sessions_created": int(_value(s, "stt_sessions_created_total")),
         "streams_started": int(_value(s, "stt_streams_started_total")),
         "recognize_requests": int(_value(s, "stt_recognize_requests_total")),
@@ -90,10 +90,10 @@ def build_metrics_json(metrics: ServerMetrics, *, extra: dict[str, Any] | None =
         "create_session_latency": _latency(s, "stt_create_session_seconds"),
         "first_partial_latency": _latency(s, "stt_first_partial_latency_seconds"),
         "final_latency": _latency(s, "stt_final_latency_seconds"),
-        "results": {k: int(v) for k, v in _by_label(s, "stt_results_total", "kind").items()},
+        "results": {k: int(v) for k, v in _by_label(s, "stt_results_total", label="kind").items()},
         "vad_triggers": {event: int(_value(s, "stt_vad_triggers_total", event=event)) for event in SPEECH_EVENTS},
         "vad_active_utterances": int(_value(s, "stt_vad_active_utterances")),
-        "error_counts": {k: int(v) for k, v in _by_label(s, "stt_errors_total", "code").items()},
+        "error_counts": {k: int(v) for k, v in _by_label(s, "stt_errors_total", label="code").items()},
         "error_counts_by_status": errors_by_status,
         "buffer_bytes_total": int(_value(s, "stt_buffer_bytes_total")),
         "max_total_buffer_bytes": int(_value(s, "stt_max_total_buffer_bytes")),

@@ -6,7 +6,7 @@ import pytest
 from stt_server.bench.latency import Received, SendLog, Utterance, assign, match_utterances
 
 
-def _sends(chunk_sec: float = 0.1, total_sec: float = 10.0, t0: float = 100.0) -> SendLog:
+def _sends(*, chunk_sec: float = 0.1, total_sec: float = 10.0, t0: float = 100.0) -> SendLog:
     """A real-time sender: the chunk ending at audio time t leaves at wall time t0 + t."""
     log = SendLog()
     n = round(total_sec / chunk_sec)
@@ -41,7 +41,7 @@ def test_latencies_on_the_audio_clock() -> None:
         Received(108.0, True, 5.0, 6.2, "general"),      # the server split the utterance ...
         Received(108.4, True, 6.2, 7.5, "kenobi"),       # ... its last final counts
     ]
-    got = match_utterances(PLAN, received, _sends())
+    got = match_utterances(PLAN, received, sends=_sends())
     assert [g.utterance.index for g in got] == [0, 1]
     assert got[0].first_partial_sec == pytest.approx(0.9)   # speech start 1.0 s sent at 101.0
     assert got[0].final_sec == pytest.approx(0.6)           # end 3.0 s sent at 103.0
@@ -52,9 +52,9 @@ def test_latencies_on_the_audio_clock() -> None:
 
 
 def test_missing_results_and_unsent_utterances() -> None:
-    got = match_utterances(PLAN, [Received(101.5, True, 1.0, 3.0, "hi")], _sends(total_sec=6.0))
+    got = match_utterances(PLAN, [Received(101.5, True, 1.0, 3.0, "hi")], sends=_sends(total_sec=6.0))
     # The second utterance never finished sending: no record for it.
     assert len(got) == 1
     assert got[0].first_partial_sec == pytest.approx(0.5) and got[0].final_sec == pytest.approx(-1.5)
-    silent = match_utterances(PLAN, [], _sends())
+    silent = match_utterances(PLAN, [], sends=_sends())
     assert [(g.first_partial_sec, g.final_sec) for g in silent] == [(None, None), (None, None)]

@@ -17,7 +17,7 @@ def test_compare_within_five_percent() -> None:
 
 
 def test_median_round_ignores_one_slow_round() -> None:
-    t = median_round("server", 12.0, [1.0, 1.1, 9.0])
+    t = median_round([1.0, 1.1, 9.0], name="server", audio_sec=12.0)
     assert t.wall_sec == 1.1 and t.runs == 3 and t.x_realtime == pytest.approx(12.0 / 1.1)
 
 
