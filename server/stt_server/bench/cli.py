@@ -51,6 +51,7 @@ def _add_load(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--tls-ca", type=Path, help="CA / self-signed cert for a TLS gRPC port")
     p.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks"))
     p.add_argument("--label", default="")
+    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the server")
 
 
 def _add_offline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,8 +73,16 @@ def _run_load(args: argparse.Namespace) -> int:
         server=args.server, sessions=args.sessions, duration_sec=args.duration, realtime=args.realtime,
         input=args.input, api_key=args.api_key, http_url=args.http, token=args.token, insecure=args.insecure,
         label=args.label, root_certificates=args.tls_ca.read_bytes() if args.tls_ca else None,
+        connect_timeout_sec=args.connect_timeout,
     )
-    report = asyncio.run(run_load(options))
+    try:
+        report = asyncio.run(run_load(options))
+    except TimeoutError:
+        print(f"error: no gRPC server answered at {args.server} within {args.connect_timeout:g} s", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # e.g. hibari-tts missing for --input speech, or --http refusing
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     md, js = write_report(report, args.out_dir)
     sys.stdout.write(render_markdown(report))
     print(f"wrote {md} and {js}")

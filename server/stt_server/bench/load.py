@@ -43,6 +43,7 @@ class LoadOptions:
     insecure: bool = False
     label: str = ""
     root_certificates: bytes | None = None
+    connect_timeout_sec: float = 30.0
 
 
 def _cpu_model() -> str:
@@ -143,7 +144,7 @@ async def run_load(options: LoadOptions, *, console: Console | None = None,
     run_started = time.monotonic()
     async with SttClient(options.server, api_key=options.api_key,
                          root_certificates=options.root_certificates) as client:
-        await client.wait_ready(timeout=30.0)
+        await client.wait_ready(timeout=options.connect_timeout_sec)
         info = await _server_info(client)
         probe = ControlProbe(options.http_url, options.token, options.insecure) if options.http_url else None
         async with probe if probe is not None else contextlib.nullcontext():

@@ -154,3 +154,21 @@ async def test_finals_over_silence_are_counted_as_spurious(scripted_server) -> N
                             console=_quiet(), inputs=[clip])
     assert report.spurious_finals == report.workload.streams_started >= 2
     assert report.final.count == 2 * report.workload.streams_started  # real finals still matched
+
+
+def test_cli_reports_an_unreachable_server(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from stt_server.bench.cli import main
+
+    code = main(["load", "--server", "127.0.0.1:1", "--sessions", "1", "--duration", "1", "--input", "silence",
+                 "--connect-timeout", "0.5", "--out-dir", str(tmp_path)])
+    assert code == 2
+    assert "no gRPC server answered at 127.0.0.1:1" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_rejects_nonsense_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    from stt_server.bench.cli import main
+
+    assert main(["load", "--server", "x:1", "--sessions", "0", "--duration", "1"]) == 2
+    assert main(["offline"]) == 2
+    assert "give --server, --direct, or both" in capsys.readouterr().err
