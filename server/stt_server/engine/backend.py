@@ -170,8 +170,9 @@ class WhisperBackend:
         self.model_path = resolve_model_path(name=self.settings.name, path=self.settings.path)
         threads = self.settings.cpu_threads
         if threads == 0 and self.device == "cpu":
-            # One intra-op pool per worker, together using every core once.
-            threads = max(1, (os.cpu_count() or 1) // self.num_workers)
+            # Every worker may use every core: a lone call (offline Recognize) then runs at full
+            # speed, and measured on 2 cores two busy workers lose nothing to the oversubscription.
+            threads = max(1, os.cpu_count() or 1)
         try:
             self._model = WhisperModel(self.model_path, device=self.device, compute_type=self.compute_type,
                                        cpu_threads=threads, num_workers=self.num_workers)
