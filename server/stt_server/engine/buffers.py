@@ -7,6 +7,8 @@ Bytes are counted as LINEAR16 at 16 kHz (2 bytes per sample), the unit the limit
 from __future__ import annotations
 
 import threading
+from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 import numpy as np
@@ -103,3 +105,25 @@ class BufferLedger:
             total = self.total
         self.metrics.buffer_bytes_total.set(total)
         self.metrics.set_stream_buffer(session_id, -1)
+
+
+class FeedClock:
+    """When each stretch of a stream's audio was fed: anchors audio time to wall time for latencies."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._marks: deque[tuple[int, float]] = deque()  # (end sample of a feed, wall time it arrived)
+
+    def fed(self, end_sample: int) -> None:
+        self._marks.append((end_sample, self._clock()))
+
+    def wall_time_of(self, sample: int) -> float:
+        """Wall time at which the audio holding ``sample`` was fed (latest feed if past the end)."""
+        for end, wall in self._marks:
+            if sample < end:
+                return wall
+        return self._marks[-1][1] if self._marks else self._clock()
+
+    def forget_before(self, sample: int) -> None:
+        while len(self._marks) > 1 and self._marks[0][0] <= sample:
+            self._marks.popleft()

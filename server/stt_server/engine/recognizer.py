@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any, Final
 import numpy as np
 
 from stt_server.engine.agreement import LocalAgreement, split_words, trim_repetition
-from stt_server.engine.buffers import BYTES_PER_SAMPLE, AudioBuffer, BufferLedger
+from stt_server.engine.buffers import BYTES_PER_SAMPLE, AudioBuffer, BufferLedger, FeedClock
 from stt_server.engine.errors import StreamClosed
 from stt_server.engine.results import build_final, build_partial
 from stt_server.engine.scheduler import DecodeJob, DecodeOutcome, DecodeScheduler
@@ -80,7 +79,7 @@ class StreamRecognizer:
         self._vad = SileroStream()
         self._endpointer = Endpointer(settings.endpointer)
         self._buffer = AudioBuffer()
-        self._feed_times: deque[tuple[int, float]] = deque()  # (end sample, wall time fed)
+        self._feed_clock = FeedClock(clock)
         self._out: asyncio.Queue[object] = asyncio.Queue()
         self._agreements: dict[int, LocalAgreement] = {}
         self._first_partial_sent: set[int] = set()
@@ -119,7 +118,7 @@ class StreamRecognizer:
         samples = np.ascontiguousarray(pcm, dtype=np.float32).reshape(-1)
         self._ledger.check(self.session_id, extra=samples.size * BYTES_PER_SAMPLE)
         self._buffer.append(samples)
-        self._feed_times.append((self._buffer.end, self._clock()))
+        self._feed_clock.fed(self._buffer.end)
         self._account()
         probs = await asyncio.get_running_loop().run_in_executor(self._vad_executor, self._vad.process, samples)
         if self._closed:
@@ -143,7 +142,7 @@ class StreamRecognizer:
             end = self._buffer.end
             self._close_utterance()
             self._emit_event("speech_end", end)
-            await self._submit_final(end, origin_wall=self._wall_time_of(end - 1))
+            await self._submit_final(end, origin_wall=self._feed_clock.wall_time_of(end - 1))
         self._out.put_nowait(_END)
 
     async def close(self) -> None:
@@ -169,18 +168,18 @@ class StreamRecognizer:
     async def _on_endpoint(self, event: EndpointEvent) -> None:
         if event.kind == "begin":
             self._open_utterance(max(self._buffer.start, event.sample - int(PRE_ROLL_SEC * SAMPLE_RATE)))
-            self._speech_start_wall = self._wall_time_of(event.sample)
+            self._speech_start_wall = self._feed_clock.wall_time_of(event.sample)
             self._emit_event("speech_begin", event.sample)
         elif event.kind == "end":
             self._close_utterance()
             self._emit_event("speech_end", event.sample)
             end = min(self._buffer.end, event.sample + int(TAIL_PAD_SEC * SAMPLE_RATE))
-            await self._submit_final(end, origin_wall=self._wall_time_of(event.sample))
+            await self._submit_final(end, origin_wall=self._feed_clock.wall_time_of(event.sample))
         else:  # cut: close this utterance at max length, the next one starts right here
-            await self._submit_final(event.sample, origin_wall=self._wall_time_of(event.sample - 1))
+            await self._submit_final(event.sample, origin_wall=self._feed_clock.wall_time_of(event.sample - 1))
             if not self._stopped:
                 self._open_utterance(event.sample)
-                self._speech_start_wall = self._wall_time_of(event.sample)
+                self._speech_start_wall = self._feed_clock.wall_time_of(event.sample)
 
     def _open_utterance(self, start: int) -> None:
         if not self._utterance_open:
@@ -203,15 +202,7 @@ class StreamRecognizer:
     def _trim_silence(self) -> None:
         keep = int((self.settings.endpointer.speech_start_ms / 1000 + PRE_ROLL_SEC + 0.1) * SAMPLE_RATE)
         self._buffer.trim_before(self._buffer.end - keep)
-        while len(self._feed_times) > 1 and self._feed_times[0][0] <= self._buffer.start:
-            self._feed_times.popleft()
-
-    def _wall_time_of(self, sample: int) -> float:
-        """When the audio holding ``sample`` was fed (the audio clock's wall-time anchor)."""
-        for end, wall in self._feed_times:
-            if sample < end:
-                return wall
-        return self._feed_times[-1][1] if self._feed_times else self._clock()
+        self._feed_clock.forget_before(self._buffer.start)
 
     def _account(self) -> None:
         self._ledger.set(self.session_id, self.buffered_bytes)
@@ -235,7 +226,7 @@ class StreamRecognizer:
         if (end - self._last_partial_end) / SAMPLE_RATE < self.settings.partial_interval_sec:
             return
         self._last_partial_end = end
-        job = self._job("partial", end, origin_wall=self._wall_time_of(end - 1))
+        job = self._job("partial", end, origin_wall=self._feed_clock.wall_time_of(end - 1))
         job.first = self._utterance_index not in self._first_partial_sent
         self._partial = await self._scheduler.submit_partial(job)
         self._partial_utterance = self._utterance_index

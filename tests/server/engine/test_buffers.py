@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from stt_server.engine.buffers import AudioBuffer, BufferLedger
+from stt_server.engine.buffers import AudioBuffer, BufferLedger, FeedClock
 from stt_server.engine.errors import BufferLimitExceeded
 from stt_server.errors import ErrorCode
 from stt_server.metrics import ServerMetrics, hashed_stream_key
@@ -45,3 +45,16 @@ def test_ledger_caps_and_gauges() -> None:
     assert metrics.stream_buffers() == {}
     blocks = metrics.seed.values()
     assert blocks["stt_rate_limit_blocks_stream_buffer"] == 1 and blocks["stt_rate_limit_blocks_total_buffer"] == 1
+
+
+def test_feed_clock_maps_samples_to_the_feed_that_brought_them() -> None:
+    now = iter([10.0, 10.1, 10.2, 99.0])
+    clock = FeedClock(lambda: next(now))
+    for end in (1600, 3200, 4800):
+        clock.fed(end)
+    assert clock.wall_time_of(0) == 10.0
+    assert clock.wall_time_of(1600) == 10.1
+    assert clock.wall_time_of(4799) == 10.2
+    assert clock.wall_time_of(10_000) == 10.2  # past the end: the latest feed
+    clock.forget_before(3200)
+    assert clock.wall_time_of(0) == 10.2  # forgotten stretches map to the oldest kept feed
