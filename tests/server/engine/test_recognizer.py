@@ -243,3 +243,25 @@ async def test_one_stream_per_session_id(engine_factory: Callable[..., Any]) -> 
     assert caught.value.code is ErrorCode.SESSION_IN_USE
     await stream.close()
     engine.open_stream(session_id="s1", options=StreamOptions())
+
+
+async def test_recognize_whole_clip_and_its_errors(engine_factory: Callable[..., Any], metrics: ServerMetrics) -> None:
+    engine = await engine_factory()
+    results = await engine.recognize(af.synthesize(af.SENTENCES[0]), options=StreamOptions())
+    assert len(results) == 1 and results[0].is_final and results[0].stable_text
+    assert metrics.decode_phase_seconds.labels(phase="total", kind="offline")._sum.get() > 0
+    with pytest.raises(SttError) as caught:
+        await engine.recognize(np.zeros(0, np.float32), options=StreamOptions())
+    assert caught.value.code is ErrorCode.EMPTY_STREAM
+
+
+async def test_not_ready_before_start_and_load_errors_reach_health(metrics: ServerMetrics) -> None:
+    config = ServerConfig.model_validate({"model": {"name": "large-v3"}})
+    engine = Engine(config=config, metrics=metrics)
+    with pytest.raises(SttError) as caught:
+        engine.open_stream(session_id="s1", options=StreamOptions())
+    assert caught.value.code is ErrorCode.NOT_READY
+    with pytest.raises(ModelLoadError, match="never downloads"):
+        await engine.start()
+    assert not engine.healthy and "never downloads" in engine.health_reasons[0]
+    await engine.stop()
