@@ -15,6 +15,7 @@ from stt_server.config import ServerConfig
 from stt_server.engine import (
     BufferLimitExceeded,
     Engine,
+    ModelLoadError,
     RecognitionResult,
     SpeechEvent,
     StreamClosed,
