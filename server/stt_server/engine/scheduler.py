@@ -117,10 +117,11 @@ class DecodeScheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._dispatchers = []
-        for job in [*self._finals, *self._partials]:
-            job.future.cancel()
+        for job in [*self._finals, *self._partials, *self._running]:
+            job.future.cancel()  # nobody may wait forever on a scheduler that is gone
         self._finals.clear()
         self._partials.clear()
+        self._running.clear()
         self._update_gauge()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)

@@ -208,3 +208,16 @@ async def test_first_partials_jump_refreshes_and_survive_saturation(backend: Fak
     # Order inside the batch: the final, then the first partial, then the remaining refresh.
     assert [round(o.audio_seconds) for o in outcomes[1:] if o is not None] == [3, 2, 1]
     assert backend.calls[1] == [F, P, P]
+
+
+async def test_stop_releases_every_waiter(backend: FakeBackend, metrics: ServerMetrics) -> None:
+    sched = DecodeScheduler(backend, metrics=metrics, max_pending=4, max_batch_size=2, num_workers=1)
+    await sched.start()
+    backend.gate.clear()
+    running = await sched.submit_final(job("a", "final"))
+    await asyncio.to_thread(backend.entered.acquire)
+    queued = await sched.submit_partial(job("b", "partial"))
+    await sched.stop()
+    backend.gate.set()
+    assert running.cancelled() and queued.cancelled()
+    assert sched.pending == 0 and metrics.decode_pending._value.get() == 0
