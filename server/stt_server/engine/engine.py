@@ -26,6 +26,7 @@ from stt_server.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
 
+FAILURES_UNHEALTHY: Final = 3  # model calls failing in a row before the engine reports unhealthy
 MAX_UTTERANCE_SEC: Final = 30.0  # Whisper's window: a longer utterance cannot be decoded in one pass
 
 
@@ -45,8 +46,7 @@ class Engine:
         self._vad_executor: ThreadPoolExecutor | None = None
         self._streams: dict[str, StreamRecognizer] = {}
         self.loaded = False
-        self.healthy = False
-        self.health_reasons: list[str] = ["model not loaded"]
+        self._reasons: list[str] = ["model not loaded"]
 
     async def start(self) -> None:
         """Load the model (in an executor) and start the decode workers."""
@@ -56,12 +56,12 @@ class Engine:
             if not self.backend.loaded:
                 await loop.run_in_executor(None, self.backend.load)
         except Exception as exc:
-            self.health_reasons = [f"model failed to load: {exc}"]
+            self._reasons = [f"model failed to load: {exc}"]
             self.metrics.model_loaded.set(0)
             raise
         await self.scheduler.start()
-        self.loaded = self.healthy = True
-        self.health_reasons = []
+        self.loaded = True
+        self._reasons = []
         self.metrics.model_loaded.set(1)
 
     async def stop(self) -> None:
@@ -71,9 +71,22 @@ class Engine:
         if self._vad_executor is not None:
             self._vad_executor.shutdown(wait=False, cancel_futures=True)
             self._vad_executor = None
-        self.loaded = self.healthy = False
-        self.health_reasons = ["engine stopped"]
+        self.loaded = False
+        self._reasons = ["engine stopped"]
         self.metrics.model_loaded.set(0)
+
+    @property
+    def health_reasons(self) -> list[str]:
+        """Why the engine is unhealthy (empty when healthy): not loaded, load error, a failing model."""
+        reasons = list(self._reasons)
+        if self.scheduler.consecutive_failures >= FAILURES_UNHEALTHY:
+            reasons.append(f"{self.scheduler.consecutive_failures} model calls failed in a row, "
+                           f"last: {self.scheduler.last_failure}")
+        return reasons
+
+    @property
+    def healthy(self) -> bool:
+        return self.loaded and not self.health_reasons
 
     @property
     def pending(self) -> int:

@@ -97,6 +97,8 @@ class DecodeScheduler:
         self._partials: deque[DecodeJob] = deque()
         self._running: set[DecodeJob] = set()
         self._busy = 0  # dispatchers inside a model call
+        self.consecutive_failures = 0  # model calls that raised since the last one that worked
+        self.last_failure = ""
         self._changed: asyncio.Condition | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._dispatchers: list[asyncio.Task[None]] = []
@@ -269,9 +271,12 @@ class DecodeScheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any model failure must reach every job in the batch
-                self._finish(batch, error=ModelError(f"{type(exc).__name__}: {exc}"))
+                self.consecutive_failures += 1
+                self.last_failure = f"{type(exc).__name__}: {exc}"
+                self._finish(batch, error=ModelError(self.last_failure))
             else:
                 finished = self._clock()
+                self.consecutive_failures = 0
                 self._finish(batch, transcripts=transcripts, started=started, finished=finished)
             finally:
                 self._busy -= 1

@@ -266,3 +266,18 @@ async def test_not_ready_before_start_and_load_errors_reach_health(metrics: Serv
         await engine.start()
     assert not engine.healthy and "never downloads" in engine.health_reasons[0]
     await engine.stop()
+
+
+async def test_a_failing_model_makes_the_engine_unhealthy_until_it_recovers(
+        engine_factory: Callable[..., Any], backend: FakeBackend) -> None:
+    engine = await engine_factory()
+    assert engine.healthy and engine.health_reasons == []
+    backend.fail_with = RuntimeError("CUDA out of memory")
+    for _ in range(3):
+        with pytest.raises(SttError) as caught:
+            await engine.recognize(af.synthesize(af.SENTENCES[0]), options=StreamOptions())
+        assert caught.value.code is ErrorCode.MODEL_ERROR
+    assert not engine.healthy and "CUDA out of memory" in engine.health_reasons[0]
+    backend.fail_with = None
+    await engine.recognize(af.synthesize(af.SENTENCES[0]), options=StreamOptions())
+    assert engine.healthy
