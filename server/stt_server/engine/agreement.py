@@ -94,9 +94,10 @@ class LocalAgreement:
         return " ".join(self._stable)
 
     def _tail(self, words: Sequence[str]) -> tuple[str, ...]:
-        # With a forced prefix the hypothesis starts with the stable words; if a backend ignored
-        # the prefix, keep only what comes after the part that still matches.
-        return tuple(words[common_prefix_length(self._stable, words):])
+        # The words after the stable ones, by position. A decode forced with an older (shorter)
+        # stable prefix may spell a later stable word differently ("frown" for "brown"): position,
+        # not text, says where its new words start, so nothing is repeated or lost.
+        return tuple(words[len(self._stable):])
 
     def update(self, words: Sequence[str]) -> Agreement:
         """Feed one partial hypothesis (the whole utterance's words); return stable and unstable."""

@@ -173,7 +173,9 @@ class StreamRecognizer:
         elif event.kind == "end":
             self._close_utterance()
             self._emit_event("speech_end", event.sample)
-            end = min(self._buffer.end, event.sample + int(TAIL_PAD_SEC * SAMPLE_RATE))
+            # The tail stays inside the silence that ended the utterance (never the next onset).
+            tail_sec = min(TAIL_PAD_SEC, self.settings.endpointer.end_silence_ms / 1000)
+            end = min(self._buffer.end, event.sample + int(tail_sec * SAMPLE_RATE))
             await self._submit_final(end, origin_wall=self._feed_clock.wall_time_of(event.sample))
         else:  # cut: close this utterance at max length, the next one starts right here
             await self._submit_final(event.sample, origin_wall=self._feed_clock.wall_time_of(event.sample - 1))

@@ -40,6 +40,16 @@ def test_stable_words_never_change_even_if_a_later_hypothesis_disagrees() -> Non
         assert later[: len(earlier)] == earlier
 
 
+def test_a_final_decoded_with_an_older_prefix_is_aligned_by_position() -> None:
+    agreement = LocalAgreement()
+    for text in ["the quick", "the quick brown", "the quick brown fox"]:
+        agreement.update(text.split())
+    assert agreement.stable_text == "the quick brown"
+    # The final was submitted when only "the quick" was stable and heard "frown".
+    state = agreement.finalize("the quick frown fox jumps".split())
+    assert state.stable_text == "the quick brown fox jumps"
+
+
 def test_finalize_keeps_stable_and_adds_the_rest() -> None:
     agreement = LocalAgreement()
     agreement.update(["please", "call"])
