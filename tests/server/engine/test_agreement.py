@@ -46,7 +46,7 @@ def test_a_final_decoded_with_an_older_prefix_is_aligned_by_position() -> None:
         agreement.update(text.split())
     assert agreement.stable_text == "the quick brown"
     # The final was submitted when only "the quick" was stable and heard "frown".
-    state = agreement.finalize("the quick frown fox jumps".split())
+    state = agreement.finalize(["the", "quick", "frown", "fox", "jumps"])
     assert state.stable_text == "the quick brown fox jumps"
 
 
