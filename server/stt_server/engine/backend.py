@@ -23,6 +23,7 @@ from typing import Any, Final, Protocol
 
 import numpy as np
 
+from stt_server.engine.alignment import align_words
 from stt_server.engine.errors import ModelLoadError
 from stt_server.engine.types import SAMPLE_RATE
 
@@ -102,6 +103,7 @@ class BatchItem:
     language: str | None = "en"
     prefix: str = ""
     margin_frames: int = PARTIAL_MARGIN_FRAMES
+    word_timestamps: bool = False
 
 
 def resolve_model_path(*, name: str, path: Path | None) -> str:
@@ -203,7 +205,7 @@ class WhisperBackend:
         return Transcript(tuple(out), info.language)
 
     def transcribe_batch(self, items: Sequence[BatchItem]) -> list[Transcript]:
-        """Decode several utterances in one encoder + generate call (no word timestamps)."""
+        """Decode several utterances in one encoder + generate call (+ one align call for words)."""
         model = self._require()
         if not items:
             return []
@@ -220,9 +222,10 @@ class WhisperBackend:
         prompts: list[list[int]] = []
         max_length = 0
         suppress: list[int] = []
+        tokenizers = {language: Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
+                                          language=language) for language in set(languages)}
         for item, language in zip(items, languages):
-            tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
-                                  language=language)
+            tokenizer = tokenizers[language]
             prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
             if item.prefix.strip():
                 prompt.extend(tokenizer.encode(" " + item.prefix.strip())[: model.max_length // 2 - 1])
@@ -233,19 +236,33 @@ class WhisperBackend:
         results = model.model.generate(
             encoded, prompts, beam_size=self.beam_size, return_scores=True, suppress_blank=True,
             suppress_tokens=suppress, max_length=min(model.max_length, max_length))
-        transcripts = []
         eot = model.hf_tokenizer.token_to_id("<|endoftext|>")
-        for item, language, result in zip(items, languages, results):
-            # CTranslate2 returns the forced prefix as part of the sequence; drop special tokens.
-            tokens = [t for t in result.sequences_ids[0] if t < eot]
+        # CTranslate2 returns the forced prefix as part of the sequence; drop special tokens.
+        tokens = [[t for t in result.sequences_ids[0] if t < eot] for result in results]
+        words = self._words(model, tokenizers, encoded, items, languages, tokens, [f.shape[-1] for f in feats])
+        transcripts = []
+        for index, (item, language, result) in enumerate(zip(items, languages, results)):
             seq_len = len(result.sequences_ids[0])
             # As faster-whisper: scores are length-normalised (length_penalty 1) cumulative log-probs.
             avg_logprob = float(result.scores[0]) * seq_len / (seq_len + 1) if result.scores else 0.0
-            text = model.hf_tokenizer.decode(tokens).strip()
+            text = model.hf_tokenizer.decode(tokens[index]).strip()
             duration = item.audio.size / SAMPLE_RATE
-            segments = (TranscriptSegment(text, 0.0, duration, avg_logprob),) if text else ()
+            segments = (TranscriptSegment(text, 0.0, duration, avg_logprob, words[index]),) if text else ()
             transcripts.append(Transcript(segments, language))
         return transcripts
+
+    @staticmethod
+    def _words(model: Any, tokenizers: dict[str, Any], encoded: Any, items: Sequence[BatchItem],
+               languages: Sequence[str], tokens: Sequence[list[int]],
+               frames: Sequence[int]) -> list[tuple[TranscriptWord, ...]]:
+        """Word timings for the items that asked for them, one align call per language present."""
+        words: list[tuple[TranscriptWord, ...]] = [() for _ in items]
+        for language in {lang for item, lang in zip(items, languages) if item.word_timestamps}:
+            aligned = align_words(model, tokenizers[language], encoded, tokens, frames)
+            for index, item in enumerate(items):
+                if item.word_timestamps and languages[index] == language:
+                    words[index] = tuple(TranscriptWord(*timing) for timing in aligned[index])
+        return words
 
     @staticmethod
     def _languages(model: Any, encoded: Any, items: Sequence[BatchItem]) -> list[str]:

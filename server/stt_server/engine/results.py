@@ -26,9 +26,11 @@ def build_final(agreement: Agreement, transcript: Transcript, *, start_sec: floa
                 audio_processed_sec: float, utterance_index: int, with_words: bool) -> RecognitionResult:
     words: tuple[Word, ...] = ()
     if with_words:
-        # Transcript times are relative to the utterance audio; results use stream time.
-        words = tuple(Word(w.word, round(start_sec + w.start_sec, 3), round(start_sec + w.end_sec, 3),
-                           w.probability) for w in transcript.words)
+        # Transcript times are relative to the utterance audio; results use stream time. The text
+        # is the stable text's, word by word, so words and transcript never disagree (a trimmed
+        # loop or an older forced prefix can make the decode's own words differ).
+        words = tuple(Word(text, round(start_sec + w.start_sec, 3), round(start_sec + w.end_sec, 3), w.probability)
+                      for text, w in zip(agreement.stable, transcript.words))
     return RecognitionResult(
         is_final=True, stable_text=agreement.stable_text, unstable_text="", start_sec=start_sec,
         end_sec=end_sec, audio_processed_sec=audio_processed_sec, utterance_index=utterance_index,

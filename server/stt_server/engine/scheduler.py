@@ -1,7 +1,7 @@
 """``DecodeScheduler``: one bounded decode queue shared by every stream.
 
 * Bounded: at most ``max_pending`` decodes queued or running.
-* Finals before partials; offline and word-timestamp decodes ride with the finals.
+* Finals before partials; offline decodes ride with the finals.
 * Saturated: partials are dropped first (a newer partial from the same stream replaces its queued
   older one; a partial that finds the queue full is dropped unless it is its utterance's first and
   can evict a queued refresh partial; a final evicts the oldest refresh partial, else any partial). A final never gets dropped: it waits for room and only after ``final_wait_sec`` fails
@@ -77,7 +77,7 @@ class DecodeJob:
 
     @property
     def batchable(self) -> bool:
-        return self.kind != "offline" and not self.word_timestamps
+        return self.kind != "offline"
 
 
 class DecodeScheduler:
@@ -289,7 +289,7 @@ class DecodeScheduler:
             return [self.backend.transcribe(job.audio, language=job.language, word_timestamps=job.word_timestamps,
                                             prefix=job.prefix or None)]
         return self.backend.transcribe_batch(
-            [BatchItem(audio=job.audio, language=job.language, prefix=job.prefix,
+            [BatchItem(audio=job.audio, language=job.language, prefix=job.prefix, word_timestamps=job.word_timestamps,
                        margin_frames=PARTIAL_MARGIN_FRAMES if job.kind == "partial" else FINAL_MARGIN_FRAMES)
              for job in batch])
 

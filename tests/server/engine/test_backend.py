@@ -7,7 +7,13 @@ from typing import Any
 
 import audio_fixtures as af
 import pytest
-from stt_server.engine.backend import BatchItem, resolve_compute_type, resolve_device, resolve_model_path
+from stt_server.engine.backend import (
+    FINAL_MARGIN_FRAMES,
+    BatchItem,
+    resolve_compute_type,
+    resolve_device,
+    resolve_model_path,
+)
 from stt_server.engine.errors import ModelLoadError
 
 
@@ -56,3 +62,17 @@ def test_transcribe_consumes_the_generator_and_gives_words(whisper_backend: Any)
     assert af.word_error_rate(af.SENTENCES[2], transcript.text) <= 0.1
     starts = [w.start_sec for w in transcript.words]
     assert len(starts) >= 10 and starts == sorted(starts)
+
+
+@pytest.mark.slow
+def test_batched_word_timings_agree_with_faster_whisper(whisper_backend: Any) -> None:
+    audio = af.synthesize(af.SENTENCES[2])
+    reference = whisper_backend.transcribe(audio, language="en", word_timestamps=True).words
+    plain, timed = whisper_backend.transcribe_batch([
+        BatchItem(af.synthesize(af.SENTENCES[0])),
+        BatchItem(audio, prefix="The weather", word_timestamps=True, margin_frames=FINAL_MARGIN_FRAMES)])
+    assert plain.words == ()
+    assert [w.word for w in timed.words] == [w.word for w in reference]
+    for mine, theirs in zip(timed.words, reference):
+        assert mine.start_sec == pytest.approx(theirs.start_sec, abs=0.15)
+        assert mine.end_sec == pytest.approx(theirs.end_sec, abs=0.15)

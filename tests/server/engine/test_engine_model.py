@@ -117,3 +117,16 @@ async def test_recognize_matches_faster_whisper_directly(engine_factory: Callabl
     words = [w for r in got for w in r.words]
     assert words and [w.start_sec for w in words] == sorted(w.start_sec for w in words)
     assert engine.info()["compute_type"] in ("int8", "float16")
+
+
+async def test_streaming_finals_carry_word_offsets_in_stream_time(engine_factory: Callable[..., Any]) -> None:
+    engine = await engine_factory()
+    stream = engine.open_stream(session_id="w", options=StreamOptions(word_time_offsets=True))
+    items = await run_stream(stream, af.speech_stream(af.SENTENCES[:2], gap_sec=1.0, lead_sec=1.0))
+    finals = [r for r in results(items) if r.is_final]
+    assert len(finals) == 2
+    for final in finals:
+        assert " ".join(w.word for w in final.words) == final.stable_text
+        assert final.start_sec <= final.words[0].start_sec < final.words[-1].end_sec <= final.end_sec + 0.5
+    assert finals[1].words[0].start_sec > finals[0].words[-1].end_sec
+    await stream.close()

@@ -147,14 +147,15 @@ async def test_closing_a_stream_cancels_queued_and_orphans_running(backend: Fake
     assert scheduler.pending == 0
 
 
-async def test_word_timestamp_and_offline_jobs_run_alone_through_transcribe(
+async def test_offline_jobs_run_alone_through_transcribe_word_finals_batch(
         backend: FakeBackend, scheduler: DecodeScheduler) -> None:
     busy = await occupy(backend, scheduler)
-    words = await scheduler.submit_final(job("a", "final", word_timestamps=True))
-    plain = await scheduler.submit_final(job("b", "final"))
+    offline = await scheduler.submit_final(job("a", "offline"))
+    words = await scheduler.submit_final(job("b", "final", word_timestamps=True))
+    plain = await scheduler.submit_final(job("c", "final"))
     backend.gate.set()
-    await asyncio.gather(busy, words, plain)
-    assert backend.calls[1:] == [["single"], [F]]
+    await asyncio.gather(busy, offline, words, plain)
+    assert backend.calls[1:] == [["single"], [F, F]]
 
 
 async def test_batches_are_capped_at_max_batch_size(backend: FakeBackend, scheduler: DecodeScheduler) -> None:
