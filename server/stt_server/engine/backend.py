@@ -3,12 +3,13 @@
 Two ways in, both blocking (the scheduler calls them in executor threads):
 
 * ``transcribe`` is faster-whisper's own ``WhisperModel.transcribe`` with its lazy generator fully
-  consumed here; offline ``Recognize`` and word-timestamp finals use it.
+  consumed here; offline ``Recognize`` uses it.
 * ``transcribe_batch`` decodes several streams' utterances in one model call: their log-mel
   features are padded to the longest utterance plus a margin (not to Whisper's 30 s window), run
-  through the encoder as one batch, then greedy/beam generation for all of them at once. Encoding
-  only the utterance makes a 3 s decode ~15x cheaper than a 30 s window on CPU, and batching shares
-  the decoder steps; docs/engine.md has the measurements.
+  through the encoder as one batch, then greedy/beam generation for all of them at once (and one
+  ``align`` call for the items that want word offsets). Encoding only the utterance makes a 3 s
+  decode ~6x cheaper than a 30 s window on CPU, and batching shares the decoder steps;
+  docs/engine.md has the measurements.
 """
 
 from __future__ import annotations
