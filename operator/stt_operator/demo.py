@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import signal
 import sys
@@ -24,7 +25,7 @@ import psutil
 import yaml
 
 from stt_operator.autoscaling.kubeapi import resource_path
-from stt_operator.localfleet.fleet import REPO_ROOT, FleetError, LocalFleet, event_lines
+from stt_operator.localfleet.fleet import CRDS_DIR, REPO_ROOT, FleetError, LocalFleet, event_lines
 from stt_operator.localfleet.loadgen import LoadGenerator
 from stt_operator.localfleet.printing import printer_table
 
@@ -60,9 +61,10 @@ class OperatorMeter:
         self._task = asyncio.create_task(self._sample())
 
     async def _sample(self) -> None:
-        while True:
-            self.rss_peak = max(self.rss_peak, self.process.memory_info().rss)
-            await asyncio.sleep(1.0)
+        with contextlib.suppress(psutil.Error):  # the operator died: check_alive() reports it
+            while True:
+                self.rss_peak = max(self.rss_peak, self.process.memory_info().rss)
+                await asyncio.sleep(1.0)
 
     def stop(self) -> tuple[float, float]:
         self._task.cancel()
@@ -91,7 +93,7 @@ def condition(obj: Mapping[str, Any], type_: str) -> str | None:
     return None
 
 
-async def run(manifest: Path, *, load_workers: int | None, timeout: float) -> Figures:
+async def run(manifest: Path, *, load_workers: int | None, timeout: float, crds: Path = CRDS_DIR) -> Figures:
     docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
     server = next(d for d in docs if d.get("kind") == "SttServer")
     namespace = server["metadata"].get("namespace") or "stt"
@@ -100,7 +102,7 @@ async def run(manifest: Path, *, load_workers: int | None, timeout: float) -> Fi
     figures = Figures()
     say(f"== starting the local fleet (namespace {namespace}) ==")
     t0 = time.monotonic()
-    async with LocalFleet(namespace=namespace) as fleet:
+    async with LocalFleet(namespace=namespace, crds=crds) as fleet:
         api = fleet.api
         stt_path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace, name=name)
         dep_path = resource_path("apps/v1", "deployments", namespace=namespace, name=name)
@@ -208,6 +210,7 @@ async def transcribe(target: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--manifest", type=Path, default=SAMPLE)
+    parser.add_argument("--crds", type=Path, default=CRDS_DIR, help="CRD file or directory to install")
     parser.add_argument("--load-workers", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds allowed for each wait")
     args = parser.parse_args(argv)
@@ -219,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run(args.manifest, load_workers=args.load_workers, timeout=args.timeout)
+        return await run(args.manifest, load_workers=args.load_workers, timeout=args.timeout, crds=args.crds)
 
     try:
         figures = asyncio.run(guarded())
@@ -228,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except FleetError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
+        print("the fleet's logs were kept (see the path printed at the start)", file=sys.stderr)
         return 1
     say("== figures ==")
     say(f"   fleet start to Ready:                {figures.ready_after_start_sec:6.1f} s")

@@ -113,13 +113,14 @@ class LocalFleet:
             await asyncio.sleep(0.5)
             self.check_alive()
         except BaseException:
-            await self.stop()
+            await self.stop(keep_logs=True)
             raise
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        await self.stop()
+        # After a failure the logs are what a person needs: keep a temporary work dir then.
+        await self.stop(keep_logs=exc is not None)
 
     def check_alive(self) -> None:
         """Raise FleetError naming any fleet process that has exited, with its log's tail."""
@@ -151,7 +152,7 @@ class LocalFleet:
                     raise FleetError(f"API server not answering: {exc}") from exc
                 await asyncio.sleep(0.1)
 
-    async def stop(self) -> None:
+    async def stop(self, *, keep_logs: bool = False) -> None:
         """Stop every process, newest first; the kubelet gets time to drain its pods."""
         if self._api is not None:
             with contextlib.suppress(Exception):
@@ -171,8 +172,10 @@ class LocalFleet:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-        if self._tmp is not None:
+        if self._tmp is not None and not keep_logs:
             self._tmp.cleanup()
+        elif self._tmp is not None:
+            self._tmp._finalizer.detach()  # type: ignore[attr-defined]  # keep it past interpreter exit
 
     async def apply(self, manifests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Create each object (or merge-patch it when it exists), in the fleet's namespace by default."""

@@ -12,10 +12,37 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass, field
+from typing import Final
 
+import grpc
 from stt_server.bench.streams import StreamRecord, run_stream
 from stt_server.bench.workload import StreamAudio, speech_variants
 from stt_server.client import SttClient
+from stt_server.proto_gen import stt_pb2_grpc
+
+CHANNEL_LIMITS: Final = (("grpc.max_send_message_length", 8 * 2**20), ("grpc.max_receive_message_length", 8 * 2**20))
+
+
+class OwnConnectionClient(SttClient):
+    """An SttClient whose channel opens its own TCP connection.
+
+    gRPC shares connections ("subchannels") between all channels of a process that have the same
+    target and arguments, so N SttClients in one process would be one connection, pinned to one
+    pod by the proxy. Real clients are separate processes with separate connections; a local
+    subchannel pool per channel gives each worker that too.
+    """
+
+    def __init__(self, target: str, *, api_key: str | None = None) -> None:
+        super().__init__(target, api_key=api_key)
+        shared: grpc.aio.Channel = self._channel  # type: ignore[has-type]
+        self._channel = grpc.aio.insecure_channel(target, options=[
+            ("grpc.use_local_subchannel_pool", 1), *CHANNEL_LIMITS])
+        self.stub = stt_pb2_grpc.SpeechToTextStub(self._channel)
+        self._unused = shared  # never connected; closed with the client
+
+    async def close(self) -> None:
+        await self._unused.close()
+        await super().close()
 
 
 @dataclass
@@ -61,7 +88,7 @@ class LoadGenerator:
     async def _worker(self, index: int) -> None:
         assert self.inputs
         await asyncio.sleep(0.3 * index)  # staggered, like clients arriving
-        async with SttClient(self.target, api_key=self.api_key) as client:
+        async with OwnConnectionClient(self.target, api_key=self.api_key) as client:
             turn = 0
             while not self._stop.is_set():
                 audio = self.inputs[(index + turn) % len(self.inputs)]

@@ -209,6 +209,8 @@ class NodePortProxy:
                     continue  # that pod just went away: try the next one
             if upstream_w is None:
                 return  # no ready endpoint: refuse, as kube-proxy does
+            log.debug("connection %d to %s -> %s", listener.connections, listener.key,
+                      upstream_w.get_extra_info("peername"))
             await asyncio.gather(_pump(client_r, upstream_w), _pump(upstream_r, client_w))
         finally:
             listener.connections -= 1
