@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -162,10 +163,16 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(tm
             assert len(outcome.finals) >= len(texts) - 1, outcome.transcript  # VAD may join two
             assert "transcription" in outcome.transcript.lower(), outcome.transcript
 
-        async def one_left() -> bool:
+        async def one_left() -> list[dict[str, Any]] | None:
             pods = await api.list(resource_path("v1", "pods", namespace=NS))
-            return len(pods) == 1
-        await until(fleet, one_left, what="the removed pod to finish draining and go", timeout=60)
+            return pods if len(pods) == 1 else None
+        left = await until(fleet, one_left, what="the removed pod to finish draining and go", timeout=60)
+        removed = set(seen[-1]) - {left[0]["metadata"]["name"]}
+        assert len(removed) == 1
+        # The removed pod's own log: it drained with our stream open (SIGTERM came mid-stream).
+        log = (fleet.workdir / "pods" / f"{removed.pop()}.log").read_text()
+        drains = [int(m) for m in re.findall(r"draining.*?open_streams\W+(\d+)", log)]  # json or console
+        assert drains and drains[0] >= 1, log[-2000:]
         events = await api.list(resource_path("v1", "events", namespace=NS))
         rescales = [e["message"] for e in events if e.get("reason") == "SuccessfulRescale"]
         assert any(m.startswith("New size: 2") for m in rescales) and any(m.startswith("New size: 1") for m in rescales)
