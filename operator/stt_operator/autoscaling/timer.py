@@ -131,7 +131,6 @@ def status_patch(decision: Decision, scrape: ScrapeResult, *, state: AutoscalerS
     return {
         "autoscaling": {
             "lastScaleTime": state.last_scale_time,
-            "lastScrapeTime": now_iso(),
             "currentReplicas": decision.current_replicas,
             "desiredReplicas": decision.desired_replicas,
             "reason": decision.reason,
@@ -189,9 +188,17 @@ async def autoscale_once(
     status = body.get("status") or {}
     patch = status_patch(decision, scrape, state=state, conditions=list(status.get("conditions") or []),
                          generation=meta.get("generation"))
-    await api.merge_patch(resource_path(f"{GROUP}/{VERSION}", PLURAL, namespace=namespace, name=name,
-                                        subresource="status"), {"status": patch})
+    stored = {"autoscaling": status.get("autoscaling"), "conditions": status.get("conditions")}
+    if _without_nulls(patch) != stored:  # write only what changed, as the HPA does
+        await api.merge_patch(resource_path(f"{GROUP}/{VERSION}", PLURAL, namespace=namespace, name=name,
+                                            subresource="status"), {"status": patch})
     return decision
+
+
+def _without_nulls(patch: dict[str, Any]) -> dict[str, Any]:
+    """The patch as the stored object would show it (a merge patch's null deletes the key)."""
+    autoscaling = {k: v for k, v in patch["autoscaling"].items() if v is not None}
+    return {"autoscaling": autoscaling, "conditions": patch["conditions"]}
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="autoscaler", cancellation_timeout=5.0)  # type: ignore[arg-type]

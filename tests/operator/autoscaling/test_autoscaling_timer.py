@@ -141,6 +141,14 @@ async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi)
         assert (await api.get(dep_path))["spec"]["replicas"] == 1
         assert events[-1] == ("SuccessfulRescale", "New size: 1; reason: All metrics below target")
 
+        # Passes that change nothing write nothing (the HPA's updateStatusIfNeeded).
+        for now in (1006.0, 1007.0):
+            body = await api.get(stt_path)
+            await autoscale_once(api, body, state=state, policy=policy, post_event=record, now=now)
+        before = (await api.get(stt_path))["metadata"]["resourceVersion"]
+        await autoscale_once(api, await api.get(stt_path), state=state, policy=policy, post_event=record, now=1008.0)
+        assert (await api.get(stt_path))["metadata"]["resourceVersion"] == before
+
 
 def test_policy_from_raw_spec_defaults_behavior_like_the_hpa() -> None:
     policy = policy_from_spec({"enabled": True, "minReplicas": 2, "maxReplicas": 6,
