@@ -123,6 +123,7 @@ class AutoscalerState:
     history: History = field(default_factory=History)
     last_scale_time: str | None = None
     inactive_reason: str | None = None  # the last ScalingActive=False reason already announced
+    last_error: str | None = None  # the last failed pass's message already announced
 
 
 def status_patch(decision: Decision, scrape: ScrapeResult, *, state: AutoscalerState,
@@ -223,10 +224,14 @@ async def autoscaler(body: kopf.Body, spec: kopf.Spec, stopped: kopf.DaemonStopp
                 continue
             try:
                 await autoscale_once(api, body, state=state, policy=policy_from_spec(autoscaling), post_event=post)
+                state.last_error = None
             except asyncio.CancelledError:
                 raise
             except (ApiError, aiohttp.ClientError, OSError, ValueError) as exc:
-                # Transient API trouble or a spec the schema let through: report, retry next pass.
+                # Transient API trouble or a spec the schema let through: report (once per new
+                # message, not every pass) and retry on the next pass.
                 log.warning("autoscaling %s failed: %s", body["metadata"]["name"], exc)
-                await post("Warning", "FailedComputeMetricsReplicas", str(exc))
+                if str(exc) != state.last_error:
+                    await post("Warning", "FailedComputeMetricsReplicas", str(exc))
+                state.last_error = str(exc)
             await stopped.wait(interval_of(autoscaling))
