@@ -40,6 +40,7 @@ VERSION: Final = "v1alpha1"
 PLURAL: Final = "sttservers"
 DEFAULT_INTERVAL_SEC: Final = 15.0
 TOKEN_ENV: Final = ("STT_CONTROL_TOKEN", "STT_AUTH__CONTROL_TOKEN")
+TOKEN_FILE_ENV: Final = ("STT_AUTH__CONTROL_TOKEN_FILE",)
 
 
 def _get(obj: Any, camel: str, snake: str, default: Any = None) -> Any:
@@ -99,20 +100,44 @@ def set_condition(conditions: list[Mapping[str, Any]], *, type_: str, status: bo
     return [*out, condition]
 
 
+async def _secret_value(api: KubeApi, namespace: str, name: str, key: str) -> str | None:
+    secret = await api.get_or_none(resource_path("v1", "secrets", namespace=namespace, name=name)) or {}
+    if key in (secret.get("data") or {}):
+        return base64.b64decode(secret["data"][key]).decode().strip()
+    value = (secret.get("stringData") or {}).get(key)
+    return None if value is None else str(value).strip()
+
+
+def _mounted_secret(pod_spec: Mapping[str, Any], container: Mapping[str, Any], path: str) -> tuple[str, str] | None:
+    """(secret name, key) of the Secret volume file at `path` in the container, if it is one."""
+    volumes = {v.get("name"): v for v in pod_spec.get("volumes") or ()}
+    for mount in container.get("volumeMounts") or ():
+        base = str(mount.get("mountPath", "")).rstrip("/")
+        secret = (volumes.get(mount.get("name")) or {}).get("secret")
+        if secret and path.startswith(base + "/"):
+            relative = mount.get("subPath") or path[len(base) + 1:]
+            by_path = {i.get("path"): i.get("key") for i in secret.get("items") or ()}
+            return secret.get("secretName", ""), by_path.get(relative, relative)
+    return None
+
+
 async def read_control_token(api: KubeApi, deployment: Mapping[str, Any], namespace: str) -> str | None:
-    """The control-plane token, from the Secret the pod template's env points at (as the pods get it)."""
-    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-    for env in (containers[0].get("env") or []) if containers else []:
+    """The control-plane token, found the way the pods get it: an env var from a Secret (or a
+    literal), or a token file mounted from a Secret volume."""
+    pod_spec = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {})
+    containers = pod_spec.get("containers") or []
+    container = containers[0] if containers else {}
+    for env in container.get("env") or []:
         ref = (env.get("valueFrom") or {}).get("secretKeyRef")
-        if env.get("name") in TOKEN_ENV and ref:
-            secret = await api.get_or_none(resource_path("v1", "secrets", namespace=namespace, name=ref["name"]))
-            data = (secret or {}).get("data") or {}
-            if ref["key"] in data:
-                return base64.b64decode(data[ref["key"]]).decode().strip()
-            string_data = (secret or {}).get("stringData") or {}
-            return string_data.get(ref["key"])
-        if env.get("name") in TOKEN_ENV and env.get("value"):
-            return str(env["value"])
+        if env.get("name") in TOKEN_ENV:
+            if ref:
+                return await _secret_value(api, namespace, ref["name"], ref["key"])
+            if env.get("value"):
+                return str(env["value"])
+        if env.get("name") in TOKEN_FILE_ENV and env.get("value"):
+            mounted = _mounted_secret(pod_spec, container, str(env["value"]))
+            if mounted:
+                return await _secret_value(api, namespace, *mounted)
     return None
 
 

@@ -17,6 +17,7 @@ from stt_operator.autoscaling.timer import (
     autoscale_once,
     interval_of,
     policy_from_spec,
+    read_control_token,
     set_condition,
 )
 from stt_operator.localfleet.apiserver import LocalApiServer
@@ -173,3 +174,17 @@ def test_scrape_interval_accepts_seconds_or_a_duration() -> None:
     assert interval_of({"scrapeInterval": "500ms"}) == 0.5
     assert interval_of({"scrapeInterval": "1m"}) == 60.0
     assert interval_of({}) == 15.0
+
+
+async def test_control_token_is_found_as_env_from_secret_or_as_a_mounted_file(api: KubeApi) -> None:
+    await api.create(resource_path("v1", "secrets", namespace=NS), {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ctl"}, "stringData": {"token": "from-secret"}})
+    env_ref = {"spec": {"template": {"spec": {"containers": [{"env": [
+        {"name": "STT_CONTROL_TOKEN", "valueFrom": {"secretKeyRef": {"name": "ctl", "key": "token"}}}]}]}}}}
+    mounted = {"spec": {"template": {"spec": {
+        "volumes": [{"name": "auth", "secret": {"secretName": "ctl", "items": [{"key": "token", "path": "ctl"}]}}],
+        "containers": [{"volumeMounts": [{"name": "auth", "mountPath": "/var/run/stt"}],
+                        "env": [{"name": "STT_AUTH__CONTROL_TOKEN_FILE", "value": "/var/run/stt/ctl"}]}]}}}}
+    assert await read_control_token(api, env_ref, NS) == "from-secret"
+    assert await read_control_token(api, mounted, NS) == "from-secret"
+    assert await read_control_token(api, {"spec": {}}, NS) is None
