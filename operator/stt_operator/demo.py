@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import math
+import os
 import signal
 import sys
 import time
@@ -93,7 +94,8 @@ def condition(obj: Mapping[str, Any], type_: str) -> str | None:
     return None
 
 
-async def run(manifest: Path, *, load_workers: int | None, timeout: float, crds: Path = CRDS_DIR) -> Figures:
+async def run(manifest: Path, *, load_workers: int | None, timeout: float, crds: Path = CRDS_DIR,
+              api_key: str | None = None) -> Figures:
     docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
     server = next(d for d in docs if d.get("kind") == "SttServer")
     namespace = server["metadata"].get("namespace") or "stt"
@@ -125,14 +127,14 @@ async def run(manifest: Path, *, load_workers: int | None, timeout: float, crds:
         node_port = next(p["nodePort"] for p in service["spec"]["ports"] if p.get("name") == "grpc")
         target = f"127.0.0.1:{node_port}"
         say(f"== streaming a synthesized sentence through the NodePort {target} ==")
-        await transcribe(target)
+        await transcribe(target, api_key=api_key)
 
         deployment = await api.get(dep_path)
         start_replicas = int(deployment["spec"].get("replicas", 1))
         workers = load_workers or default_workers(autoscaling)
         meter = OperatorMeter(fleet.operator_pid or 0)
         say(f"== load: {workers} concurrent real-time streams until the operator scales up ==")
-        load = LoadGenerator(target, workers=workers)
+        load = LoadGenerator(target, workers=workers, api_key=api_key)
         await load.start()
 
         async def scaled_up() -> int | None:
@@ -184,7 +186,7 @@ def default_workers(autoscaling: Mapping[str, Any]) -> int:
     return max(3, math.ceil(float(sessions) * 2)) if sessions else 6
 
 
-async def transcribe(target: str) -> None:
+async def transcribe(target: str, *, api_key: str | None = None) -> None:
     from stt_server.bench.workload import compose, synthesize
     from stt_server.client import SttClient, WavAudio
 
@@ -200,7 +202,7 @@ async def transcribe(target: str) -> None:
             if not result.is_final and text and text != last:
                 say(f"   partial:   {text}")
                 last = text
-    async with SttClient(target) as client:
+    async with SttClient(target, api_key=api_key) as client:
         outcome = await client.stream(WavAudio(audio.pcm, 16000), realtime=True, on_response=show)
     if outcome.error is not None:
         raise FleetError(f"the demo stream failed: {outcome.error}")
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=SAMPLE)
     parser.add_argument("--crds", type=Path, default=CRDS_DIR, help="CRD file or directory to install")
     parser.add_argument("--load-workers", type=int, default=None)
+    parser.add_argument("--api-key", default=os.environ.get("STT_DEMO_API_KEY"),
+                        help="API key, when the manifest's servers require one (default: $STT_DEMO_API_KEY)")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds allowed for each wait")
     args = parser.parse_args(argv)
     if not args.manifest.exists():
@@ -222,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run(args.manifest, load_workers=args.load_workers, timeout=args.timeout, crds=args.crds)
+        return await run(args.manifest, load_workers=args.load_workers, timeout=args.timeout, crds=args.crds,
+                         api_key=args.api_key)
 
     try:
         figures = asyncio.run(guarded())
