@@ -24,10 +24,11 @@ from typing import Any, Final, TypeVar
 
 import psutil
 import yaml
+from stt_server.client import SttClientError
 
 from stt_operator.autoscaling.kubeapi import resource_path
 from stt_operator.localfleet.fleet import CRDS_DIR, REPO_ROOT, FleetError, LocalFleet, event_lines
-from stt_operator.localfleet.loadgen import LoadGenerator
+from stt_operator.localfleet.loadgen import LoadGenerator, wait_serving
 from stt_operator.localfleet.printing import printer_table
 
 SAMPLE: Final = REPO_ROOT / "crds" / "samples" / "demo.yaml"
@@ -127,7 +128,11 @@ async def run(manifest: Path, *, load_workers: int | None, timeout: float, crds:
         node_port = next(p["nodePort"] for p in service["spec"]["ports"] if p.get("name") == "grpc")
         target = f"127.0.0.1:{node_port}"
         say(f"== streaming a synthesized sentence through the NodePort {target} ==")
-        await transcribe(target, api_key=api_key)
+        try:
+            await wait_serving(target, timeout=timeout, api_key=api_key)
+            await transcribe(target, api_key=api_key)
+        except (SttClientError, TimeoutError) as exc:
+            raise FleetError(f"no answer through the NodePort {target}: {exc}") from exc
 
         deployment = await api.get(dep_path)
         start_replicas = int(deployment["spec"].get("replicas", 1))
@@ -153,8 +158,8 @@ async def run(manifest: Path, *, load_workers: int | None, timeout: float, crds:
         say(f"   {figures.new_pod_ready_sec:5.1f} s  {new_replicas} pods Ready")
 
         say("== load stopped: waiting for the scale-down (streams in flight finish first) ==")
-        await load.stop()
         stopped_at = time.monotonic()
+        await load.stop()
         tally = load.tally
         say(f"   load: {tally.completed} streams completed, {tally.finals} finals, failures {tally.failures or 'none'}")
         for message in tally.messages:

@@ -17,7 +17,7 @@ from typing import Final
 import grpc
 from stt_server.bench.streams import StreamRecord, run_stream
 from stt_server.bench.workload import StreamAudio, speech_variants
-from stt_server.client import SttClient
+from stt_server.client import SttClient, SttClientError
 from stt_server.proto_gen import stt_pb2_grpc
 
 CHANNEL_LIMITS: Final = (("grpc.max_send_message_length", 8 * 2**20), ("grpc.max_receive_message_length", 8 * 2**20))
@@ -43,6 +43,21 @@ class OwnConnectionClient(SttClient):
     async def close(self) -> None:
         await self._unused.close()
         await super().close()
+
+
+async def wait_serving(target: str, *, timeout: float, api_key: str | None = None) -> None:
+    """Until GetServerInfo answers through `target`: a new pod reaches the proxy's endpoints a
+    moment after it turns Ready (as with kube-proxy), and clients meanwhile see UNAVAILABLE."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            async with OwnConnectionClient(target, api_key=api_key) as client:
+                await asyncio.wait_for(client.server_info(), 2.0)
+            return
+        except (SttClientError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.25)
 
 
 @dataclass

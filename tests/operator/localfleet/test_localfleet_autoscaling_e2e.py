@@ -30,7 +30,7 @@ import yaml
 from stt_operator.autoscaling.kubeapi import KubeApi, resource_path
 from stt_operator.autoscaling.scraper import pod_targets
 from stt_operator.localfleet.fleet import CRDS_DIR, LocalFleet
-from stt_operator.localfleet.loadgen import LoadGenerator, OwnConnectionClient
+from stt_operator.localfleet.loadgen import LoadGenerator, OwnConnectionClient, wait_serving
 from stt_server.bench.workload import SENTENCES, compose, synthesize
 from stt_server.client import WavAudio
 
@@ -111,6 +111,8 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(tm
         target = f"127.0.0.1:{next(p['nodePort'] for p in service['spec']['ports'] if p['name'] == 'grpc')}"
         deployment = await api.get(dep_path)
         token = await _control_token(api, deployment)
+
+        await wait_serving(target, timeout=30)
 
         # 2) load -> scale up to 2, and the new pod becomes Ready
         load = LoadGenerator(target, workers=4)
