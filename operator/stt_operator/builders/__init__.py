@@ -1,0 +1,36 @@
+"""Pure builders: SttServerSpec -> the Kubernetes objects the operator keeps in sync."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stt_operator.builders.configmap import build_configmap
+from stt_operator.builders.deployment import build_deployment
+from stt_operator.builders.pdb import build_pdb
+from stt_operator.builders.prometheusrule import build_prometheusrule
+from stt_operator.builders.service import build_service
+from stt_operator.builders.servicemonitor import build_servicemonitor
+from stt_operator.spec import SttServerSpec
+
+__all__ = ["build_children", "build_configmap", "build_deployment", "build_pdb", "build_prometheusrule",
+           "build_service", "build_servicemonitor"]
+
+
+def build_children(spec: SttServerSpec, *, monitoring_apis: frozenset[str],
+                   replicas: int | None = None) -> list[dict[str, Any]]:
+    """Every child of one SttServer, without owner references (the handler adopts them).
+
+    `monitoring_apis` names the prometheus-operator kinds the cluster serves; a monitoring child
+    is built only when its kind exists and the spec enables it. `replicas` overrides
+    `spec.replicas` (the autoscaler's count); the PDB appears when more than one pod may run.
+    """
+    count = spec.replicas if replicas is None else replicas
+    children = [build_configmap(spec), build_deployment(spec, replicas=count), build_service(spec)]
+    most = spec.autoscaling.max_replicas if spec.autoscaling.enabled else count
+    if most > 1:
+        children.append(build_pdb(spec))
+    if spec.monitoring.service_monitor and "servicemonitors" in monitoring_apis:
+        children.append(build_servicemonitor(spec))
+    if spec.monitoring.prometheus_rule and "prometheusrules" in monitoring_apis:
+        children.append(build_prometheusrule(spec))
+    return children
