@@ -3,8 +3,8 @@
 Structural-schema rules from apiextensions.k8s.io/v1, as far as they are emulated here:
 `default` values are filled in where a field is absent, unknown fields are pruned unless
 `x-kubernetes-preserve-unknown-fields` says otherwise, and the body is validated against the
-schema (types, enums, ranges, patterns, required, lengths) with `jsonschema`. `nullable` and
-`x-kubernetes-int-or-string` are translated. CEL rules (`x-kubernetes-validations`) are NOT
+schema (types, enums, ranges, patterns, required, lengths) with `jsonschema`. `nullable`,
+boolean `exclusiveMinimum`/`exclusiveMaximum` and `x-kubernetes-int-or-string` are translated. CEL rules (`x-kubernetes-validations`) are NOT
 evaluated; `format` is not checked.
 """
 
@@ -38,6 +38,13 @@ def to_json_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
             result[key] = [to_json_schema(s) for s in schema[key]]
     if "not" in schema:
         result["not"] = to_json_schema(schema["not"])
+    # OpenAPI 3.0 (as in CRDs) writes exclusive bounds as booleans beside minimum/maximum;
+    # JSON Schema draft 7 wants the bound itself in exclusiveMinimum/exclusiveMaximum.
+    for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+        if isinstance(schema.get(exclusive), bool):
+            result.pop(exclusive)
+            if schema[exclusive] and bound in schema:
+                result[exclusive] = result.pop(bound)
     if schema.get("nullable") and "type" in result:
         result["type"] = [result["type"], "null"]
     return result

@@ -29,6 +29,7 @@ WIDGET_CRD: dict[str, Any] = {
                            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
                                "spec": {"type": "object", "properties": {
                                    "replicas": {"type": "integer", "minimum": 0, "default": 1},
+                                   "ratio": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
                                    "mode": {"type": "string", "enum": ["a", "b"], "default": "a"}}},
                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]}}
 
@@ -92,14 +93,15 @@ async def test_crd_install_serves_discovery_defaults_validation_and_scale(http: 
     code, widget = await http.post(WIDGETS, {"apiVersion": "example.com/v1", "kind": "Widget",
                                              "metadata": {"name": "w"}, "spec": {"junk": 1}})
     assert code == 201 and widget["spec"] == {"replicas": 1, "mode": "a"}  # defaulted and pruned
-    code, error = await http.merge(f"{WIDGETS}/w", {"spec": {"mode": "c", "replicas": -1}})
+    assert (await http.merge(f"{WIDGETS}/w", {"spec": {"ratio": 0.5}}))[0] == 200
+    code, error = await http.merge(f"{WIDGETS}/w", {"spec": {"mode": "c", "replicas": -1, "ratio": 0}})
     assert (code, error["reason"]) == (422, "Invalid")
-    assert {c["field"] for c in error["details"]["causes"]} == {"spec.mode", "spec.replicas"}
+    assert {c["field"] for c in error["details"]["causes"]} == {"spec.mode", "spec.replicas", "spec.ratio"}
     await http.merge(f"{WIDGETS}/w/status", {"status": {"replicas": 1, "selector": "app=w"}})
     code, scale = await http.call("PUT", f"{WIDGETS}/w/scale", {"spec": {"replicas": 3}})
     assert code == 200 and scale["spec"]["replicas"] == 3 and scale["status"]["selector"] == "app=w"
     _, widget = await http.get(f"{WIDGETS}/w")
-    assert widget["spec"]["replicas"] == 3 and widget["metadata"]["generation"] == 2
+    assert widget["spec"]["replicas"] == 3 and widget["metadata"]["generation"] == 3
     code, _ = await http.call("PATCH", f"{WIDGETS}/w", {"spec": {"replicas": 2}},
                               content_type="application/strategic-merge-patch+json")
     assert code == 415  # as on a real server: no strategic merge for custom resources

@@ -16,10 +16,11 @@ def _validate(child: dict[str, Any]) -> None:
         schema_validation = importlib.import_module("schema_validation")
     except ImportError:
         return
+    validate = getattr(schema_validation, "validate_manifest", None) or getattr(schema_validation, "validate")
     clean = {k: v for k, v in child.items() if k != "status"}
     clean["metadata"] = {k: v for k, v in child["metadata"].items()
                          if k not in ("uid", "resourceVersion", "generation", "creationTimestamp")}
-    schema_validation.validate(clean)
+    validate(clean)
 
 
 def _children(cluster: Cluster, name: str, kinds: tuple[str, ...]) -> dict[str, dict[str, Any]] | None:
