@@ -110,9 +110,7 @@ async def test_crd_install_serves_discovery_defaults_validation_and_scale(http: 
 
 
 async def test_prometheus_operator_crds_install(server: LocalApiServer, http: Http) -> None:
-    schemas = pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "schemas"
-    if not schemas.is_dir():
-        pytest.skip("../shared/schemas (prometheus-operator CRDs) is not present")
+    schemas = pathlib.Path(__file__).resolve().parents[2] / "schemas" / "prometheus-operator"
     names = server.install_crds(schemas)
     assert "servicemonitors.monitoring.coreos.com" in names
     _, resources = await http.get("/apis/monitoring.coreos.com/v1")

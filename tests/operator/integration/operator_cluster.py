@@ -28,7 +28,7 @@ CRD_DIR: Final = REPO / "crds"
 CRD_FILE: Final = pathlib.Path(os.environ.get("STT_TEST_STTSERVER_CRD", CRD_DIR / "sttservers.sttfleet.io.yaml"))
 SAMPLES: Final = tuple(pathlib.Path(p) for p in os.environ.get("STT_TEST_SAMPLE_DIRS", "").split(os.pathsep) if p) \
     or (REPO / "crds" / "samples", REPO / "samples", REPO / "crds")
-PROMETHEUS_CRDS: Final = REPO.parent / "shared" / "schemas"
+PROMETHEUS_CRDS: Final = REPO / "tests" / "schemas" / "prometheus-operator"  # vendored, v0.93.0
 NAMESPACE: Final = "test"
 T = TypeVar("T")
 
