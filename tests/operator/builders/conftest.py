@@ -1,0 +1,1 @@
+"""Puts this folder on sys.path so the builder tests share `builder_specs`."""
