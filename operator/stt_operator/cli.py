@@ -3,6 +3,8 @@
 Credentials come from KUBECONFIG (or ~/.kube/config) or the in-cluster service account, both for
 kopf's own login and for the operator's API client. `--standalone` runs without kopf peering (one
 replica); otherwise replicas coordinate through the peering object named by `--peering`.
+Environment: STT_OPERATOR_RESYNC_SEC (safety-net re-sync period, default 30) and
+STT_OPERATOR_WATCH_TIMEOUT_SEC (server-side watch timeout, default 60).
 """
 
 from __future__ import annotations
