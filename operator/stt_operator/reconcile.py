@@ -133,7 +133,10 @@ async def apply_child(api: KubeApi, desired: Mapping[str, Any]) -> Applied:
             if exc.status != 409:
                 raise
             # Someone (a previous attempt of ours, usually) created it in between: patch it instead.
-            current = await api.get(child_path(desired, name=name))
+            # If it is not there after all, the 409 was a transient conflict: let the caller retry.
+            current = await api.get_or_none(child_path(desired, name=name))
+            if current is None:
+                raise
     patch = three_way_patch(target, current, last_applied_of(current))
     if not patch:
         return Applied(desired["kind"], name, "unchanged", current)
