@@ -75,52 +75,49 @@ def alert_rules(spec: SttServerSpec) -> list[dict[str, Any]]:
         _alert(spec, "SttCreateSessionLatencyHigh",
                expr=f"sttfleet:create_session_seconds:p99_rate5m{{{sel}}} > {_number(t.create_session_p99_seconds)}",
                duration="5m", severity="warning", summary=f"{who}: CreateSession P99 above SLO",
-               description=f"CreateSession P99 is {{{{ $value | humanizeDuration }}}} "
-                           f"(SLO {_number(t.create_session_p99_seconds)}s)."),
+               description=f"CreateSession P99 has been above {_number(t.create_session_p99_seconds)}s for 5 minutes."),
         _alert(spec, "SttFirstPartialLatencyHigh",
                expr=f"sttfleet:first_partial_latency_seconds:p99_rate5m{{{sel}}} > "
                     f"{_number(t.first_partial_p99_seconds)}",
                duration="5m", severity="warning", summary=f"{who}: first-partial P99 above SLO",
-               description=f"Speech start to first partial P99 is {{{{ $value | humanizeDuration }}}} "
-                           f"(SLO {_number(t.first_partial_p99_seconds)}s)."),
+               description=f"Speech start to first partial P99 has been above {_number(t.first_partial_p99_seconds)}s "
+                           "for 5 minutes."),
         _alert(spec, "SttFinalLatencyHigh",
                expr=f"sttfleet:final_latency_seconds:p99_rate5m{{{sel}}} > {_number(t.final_p99_seconds)}",
                duration="5m", severity="warning", summary=f"{who}: final-result P99 above SLO",
-               description=f"Utterance end to final P99 is {{{{ $value | humanizeDuration }}}} "
-                           f"(SLO {_number(t.final_p99_seconds)}s)."),
+               description=f"Utterance end to final P99 has been above {_number(t.final_p99_seconds)}s for 5 minutes."),
         _alert(spec, "SttGrpcErrorRateHigh",
                expr=f"sttfleet:grpc_server_errors:ratio_rate5m{{{sel}}} > {_number(t.error_rate_percent / 100)}",
                duration="5m", severity="critical", summary=f"{who}: gRPC server error rate above SLO",
-               description=f"{{{{ $value | humanizePercentage }}}} of gRPC calls fail with a server error "
-                           f"(SLO {_number(t.error_rate_percent)}%; UNAVAILABLE/RESOURCE_EXHAUSTED excluded)."),
+               description=f"More than {_number(t.error_rate_percent)}% of gRPC calls fail with a server error "
+                           "(UNAVAILABLE and RESOURCE_EXHAUSTED are load shedding, not counted)."),
         _alert(spec, "SttDecodeOrphanRateHigh",
                expr=f"sttfleet:decode_orphaned:ratio_rate5m{{{sel}}} > {_number(t.orphan_rate_percent / 100)}",
                duration="10m", severity="warning", summary=f"{who}: many decodes finish for a closed stream",
-               description=f"Orphaned decodes are {{{{ $value | humanizePercentage }}}} of orphaned+cancelled "
-                           f"(threshold {_number(t.orphan_rate_percent)}%)."),
+               description=f"More than {_number(t.orphan_rate_percent)}% of ended decodes finished after their "
+                           "stream closed (orphaned / (orphaned + cancelled))."),
         _alert(spec, "SttPartialDropRateHigh",
                expr=f"sttfleet:partial_drop:ratio_rate5m{{{sel}}} > {_number(t.partial_drop_rate_percent / 100)}",
                duration="10m", severity="warning", summary=f"{who}: partial results are being dropped",
-               description=f"{{{{ $value | humanizePercentage }}}} of decodes drop their partial "
-                           f"(threshold {_number(t.partial_drop_rate_percent)}%); the decoder is behind."),
+               description=f"More than {_number(t.partial_drop_rate_percent)}% of decodes drop their partial "
+                           "result; the decoder is behind."),
         _alert(spec, "SttBufferUsageHigh",
                expr=f"stt_buffer_bytes_total{{{sel}}} / stt_max_total_buffer_bytes{{{sel}}} > "
                     f"{_number(t.buffer_usage_percent / 100)}",
                duration="5m", severity="warning", summary=f"{who}: global audio buffer nearly full",
-               description=f"Pod {{{{ $labels.pod }}}} buffers {{{{ $value | humanizePercentage }}}} of "
-                           f"max_total_buffer_bytes (threshold {_number(t.buffer_usage_percent)}%)."),
+               description=f"Pod {{{{ $labels.pod }}}} buffers more than {_number(t.buffer_usage_percent)}% of "
+                           "max_total_buffer_bytes; new audio will be refused."),
         _alert(spec, "SttSessionChurnHigh",
                expr=f"sum by ({BY}) (increase(stt_sessions_created_total{{{sel}}}[5m])) > "
                     f"{t.session_churn_per_5m}",
                duration="5m", severity="info", summary=f"{who}: session churn spike",
-               description=f"{{{{ $value | humanize }}}} sessions created in 5 minutes "
-                           f"(threshold {t.session_churn_per_5m})."),
+               description=f"More than {t.session_churn_per_5m} sessions were created in 5 minutes."),
         _alert(spec, "SttDecodeQueueSaturated",
                expr=f"stt_decode_pending{{{sel}}} / stt_decode_pending_cap{{{sel}}} >= "
                     f"{_number(t.decode_queue_saturation_percent / 100)}",
                duration="5m", severity="warning", summary=f"{who}: decode queue saturated",
-               description=f"Pod {{{{ $labels.pod }}}} has its decode queue {{{{ $value | humanizePercentage }}}} "
-                           f"full (threshold {_number(t.decode_queue_saturation_percent)}%); add replicas."),
+               description=f"Pod {{{{ $labels.pod }}}} has its decode queue at least "
+                           f"{_number(t.decode_queue_saturation_percent)}% full; add replicas."),
         _alert(spec, "SttServerUnhealthy",
                expr=f"stt_ready{{{sel}}} == 0 or stt_model_loaded{{{sel}}} == 0",
                duration="5m", severity="critical", summary=f"{who}: a server is not ready",
