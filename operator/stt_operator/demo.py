@@ -96,7 +96,7 @@ def condition(obj: Mapping[str, Any], type_: str) -> str | None:
 
 
 async def run(manifest: Path, *, load_workers: int | None, timeout: float, crds: Path = CRDS_DIR,
-              api_key: str | None = None) -> Figures:
+              api_key: str | None = None, workdir: Path | None = None) -> Figures:
     docs = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
     server = next(d for d in docs if d.get("kind") == "SttServer")
     namespace = server["metadata"].get("namespace") or "stt"
@@ -105,7 +105,7 @@ async def run(manifest: Path, *, load_workers: int | None, timeout: float, crds:
     figures = Figures()
     say(f"== starting the local fleet (namespace {namespace}) ==")
     t0 = time.monotonic()
-    async with LocalFleet(namespace=namespace, crds=crds) as fleet:
+    async with LocalFleet(namespace=namespace, crds=crds, workdir=workdir) as fleet:
         api = fleet.api
         stt_path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace, name=name)
         dep_path = resource_path("apps/v1", "deployments", namespace=namespace, name=name)
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--manifest", type=Path, default=SAMPLE)
     parser.add_argument("--crds", type=Path, default=CRDS_DIR, help="CRD file or directory to install")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the fleet's files and logs here")
     parser.add_argument("--load-workers", type=int, default=None)
     parser.add_argument("--api-key", default=os.environ.get("STT_DEMO_API_KEY"),
                         help="API key, when the manifest's servers require one (default: $STT_DEMO_API_KEY)")
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return await run(args.manifest, load_workers=args.load_workers, timeout=args.timeout, crds=args.crds,
-                         api_key=args.api_key)
+                         api_key=args.api_key, workdir=args.workdir)
 
     try:
         figures = asyncio.run(guarded())

@@ -33,6 +33,7 @@ def test_json_path_subset() -> None:
     assert json_path(obj, '.a.b[?(@.k=="y")].v') == 2
     assert json_path(obj, ".a.b[1].k") == "y"
     assert json_path(obj, ".a.missing.deeper") is None
+    assert json_path(obj, ".a.b[*].k") == ["x", "y"]
 
 
 def test_event_lines_are_oldest_first_with_reason_and_object() -> None:

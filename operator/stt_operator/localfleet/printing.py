@@ -11,20 +11,28 @@ _FILTER = re.compile(r'^(?P<field>\w+)\[\?\(@\.(?P<key>\w+)\s*==\s*["\'](?P<valu
 
 
 def json_path(obj: Any, path: str) -> Any:
-    """The subset of JSONPath printer columns use: `.a.b`, `.a[0]`, `.a[?(@.type=="Ready")].b`."""
+    """The subset of JSONPath printer columns use: `.a.b`, `.a[0]`, `.a[*].b` (a list),
+    `.a[?(@.type=="Ready")].b`."""
+    parts = [p for p in re.split(r"\.(?![^\[]*\])", path.strip().lstrip(".")) if p]
     current: Any = obj
-    for part in [p for p in re.split(r"\.(?![^\[]*\])", path.strip().lstrip(".")) if p]:
+    for index, part in enumerate(parts):
         if current is None:
             return None
+        if part.endswith("[*]"):
+            items = current.get(part[:-3]) if isinstance(current, Mapping) else None
+            rest = "." + ".".join(parts[index + 1:]) if index + 1 < len(parts) else ""
+            values = [json_path(item, rest) if rest else item for item in items or ()]
+            return [v for v in values if v is not None] or None
         match = _FILTER.match(part)
         if match:
             items = current.get(match["field"]) if isinstance(current, Mapping) else None
             current = next((i for i in items or () if str(i.get(match["key"])) == match["value"]), None)
             continue
-        index = re.match(r"^(\w+)\[(\d+)\]$", part)
-        if index:
-            items = current.get(index[1]) if isinstance(current, Mapping) else None
-            current = items[int(index[2])] if isinstance(items, list) and len(items) > int(index[2]) else None
+        indexed = re.match(r"^(\w+)\[(\d+)\]$", part)
+        if indexed:
+            items = current.get(indexed[1]) if isinstance(current, Mapping) else None
+            at = int(indexed[2])
+            current = items[at] if isinstance(items, list) and len(items) > at else None
             continue
         current = current.get(part) if isinstance(current, Mapping) else None
     return current
@@ -55,6 +63,8 @@ def printer_table(crd: Mapping[str, Any], objects: Sequence[Mapping[str, Any]]) 
             value = json_path(obj, column["jsonPath"])
             if column.get("type") == "date":
                 row.append(age(value))
+            elif isinstance(value, list):
+                row.append(",".join(map(str, value)))  # kubectl joins a list with commas
             else:
                 row.append("<none>" if value is None else str(value))
         rows.append(row)
