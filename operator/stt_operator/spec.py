@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from stt_operator.spec_reader import Reader, SpecError
 from stt_operator.spec_sections import (
     AutoscalingSpec,
     LimitsSpec,
@@ -28,7 +29,6 @@ from stt_operator.spec_sections import (
     parse_service,
     parse_storage,
 )
-from stt_operator.spec_reader import Reader, SpecError
 
 __all__ = [
     "AutoscalingSpec", "LimitsSpec", "ModelSpec", "MonitoringSpec", "SecretsSpec", "ServiceSpec",
@@ -51,7 +51,7 @@ class SttServerSpec:
     image: str
     image_pull_policy: str = "IfNotPresent"
     image_pull_secrets: tuple[str, ...] = ()
-    model: ModelSpec = ModelSpec()
+    model: ModelSpec = field(default_factory=ModelSpec)
     device: str = "auto"
     compute_type: str = "auto"
     gpu: int = 0
@@ -60,14 +60,14 @@ class SttServerSpec:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     affinity: Mapping[str, Any] | None = None
     runtime_class_name: str | None = None
-    service: ServiceSpec = ServiceSpec()
-    limits: LimitsSpec = LimitsSpec()
-    secrets: SecretsSpec = SecretsSpec()
-    storage: StorageSpec = StorageSpec()
-    monitoring: MonitoringSpec = MonitoringSpec()
+    service: ServiceSpec = field(default_factory=ServiceSpec)
+    limits: LimitsSpec = field(default_factory=LimitsSpec)
+    secrets: SecretsSpec = field(default_factory=SecretsSpec)
+    storage: StorageSpec = field(default_factory=StorageSpec)
+    monitoring: MonitoringSpec = field(default_factory=MonitoringSpec)
     drain_grace_seconds: int = 30
     replicas: int = 1
-    autoscaling: AutoscalingSpec = AutoscalingSpec()
+    autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
 
 
 def parse_spec(body: Mapping[str, Any]) -> SttServerSpec:

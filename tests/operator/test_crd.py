@@ -133,7 +133,7 @@ def test_every_cel_rule_is_also_enforced_by_parse_spec() -> None:
     messages = {message for _, message in cel_rules(root_schema()["properties"]["spec"])}
     messages.discard("set either pvc or emptyDir")  # storage.volume: parse_spec reads pvc only
     assert messages == set(CEL_BREAKERS)
-    for message, change in CEL_BREAKERS.items():
+    for change in CEL_BREAKERS.values():
         with pytest.raises(SpecError):
             parse_spec({"metadata": {"name": "x"}, "spec": {"image": "i", **change}})
 

@@ -30,16 +30,19 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
+def expand_labels(text: str, labels: dict[str, str]) -> str:
+    """What Prometheus makes of `{{ $labels.x }}` in an annotation."""
+    return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: str(labels.get(m.group(1), "")), text)
+
+
 def with_annotations(tests: dict[str, Any], rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Fill each expected alert's annotations from the rendered rule ($labels templates expanded)."""
     for case in tests["tests"]:
         for check in case.get("alert_rule_test") or ():
             annotations = rules[check["alertname"]]["annotations"]
             for alert in check["exp_alerts"]:
-                labels = alert["exp_labels"]
-                alert["exp_annotations"] = {
-                    key: re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: str(labels.get(m.group(1), "")), text)
-                    for key, text in annotations.items()}
+                alert["exp_annotations"] = {key: expand_labels(text, alert["exp_labels"])
+                                            for key, text in annotations.items()}
     return tests
 
 
