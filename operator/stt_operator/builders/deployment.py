@@ -68,8 +68,15 @@ def build_deployment(spec: SttServerSpec, *, replicas: int | None = None) -> dic
     }
 
 
+def _probe(spec: SttServerSpec, path: str, *, period: int, failures: int) -> dict[str, Any]:
+    # With TLS configured the control plane serves HTTPS only; kubelet skips verification.
+    get: dict[str, Any] = {"path": path, "port": "http"}
+    if spec.secrets.tls_secret_name:
+        get["scheme"] = "HTTPS"
+    return {"httpGet": get, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 3}
+
+
 def _container(spec: SttServerSpec) -> dict[str, Any]:
-    http = "http"
     container: dict[str, Any] = {
         "name": "stt-server",
         "image": spec.image,
@@ -82,12 +89,9 @@ def _container(spec: SttServerSpec) -> dict[str, Any]:
         "volumeMounts": _mounts(spec),
         # A big model pulled onto a GPU node may take minutes to load: up to 10 minutes here,
         # after which liveness takes over with a short fuse.
-        "startupProbe": {"httpGet": {"path": "/health/live", "port": http}, "periodSeconds": 5,
-                         "failureThreshold": 120, "timeoutSeconds": 3},
-        "livenessProbe": {"httpGet": {"path": "/health/live", "port": http}, "periodSeconds": 10,
-                          "failureThreshold": 3, "timeoutSeconds": 3},
-        "readinessProbe": {"httpGet": {"path": "/health/ready", "port": http}, "periodSeconds": 5,
-                           "failureThreshold": 2, "timeoutSeconds": 3},
+        "startupProbe": _probe(spec, "/health/live", period=5, failures=120),
+        "livenessProbe": _probe(spec, "/health/live", period=10, failures=3),
+        "readinessProbe": _probe(spec, "/health/ready", period=5, failures=2),
         # The sleep lets endpoints controllers drop the pod before SIGTERM starts the drain, so no
         # new stream lands on a draining server.
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}},

@@ -106,6 +106,7 @@ def test_gpu_deployment() -> None:
     assert {"name": "api-keys", "mountPath": "/etc/stt-secrets/api-keys", "readOnly": True} in c["volumeMounts"]
     assert {"name": "tls", "mountPath": "/etc/stt-secrets/tls", "readOnly": True} in c["volumeMounts"]
     assert pod["terminationGracePeriodSeconds"] == 60 + 20
+    assert c["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http", "scheme": "HTTPS"}
 
 
 def test_host_path_cache_and_capture_storage() -> None:
