@@ -35,6 +35,7 @@ from stt_operator.localfleet.pods import (
     deployment_status,
     now_iso,
     pod_status,
+    readiness_probe,
     template_hash,
 )
 
@@ -240,8 +241,7 @@ class Kubelet:
 
     def _probe_url(self, pod: LocalPod) -> str:
         assert pod.plan is not None
-        probe = (((pod.template.get("spec") or {}).get("containers") or [{}])[0].get("readinessProbe") or {})
-        http_get = probe.get("httpGet") or {}
+        http_get = readiness_probe(pod.template).get("httpGet") or {}
         port = http_get.get("port", pod.plan.http_port)
         if isinstance(port, str):
             port = {"grpc": pod.plan.grpc_port}.get(port, pod.plan.http_port)
@@ -259,13 +259,25 @@ class Kubelet:
             await self._patch_pod_status(pod, phase="Running")
             self._wake.set()
             return
-        ready = False
-        if not pod.deleting and self._http is not None:
-            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-                async with self._http.get(self._probe_url(pod)) as resp:
-                    ready = resp.status == 200
+        if pod.deleting or self._http is None or time.monotonic() < pod.next_probe:
+            return
+        probe = readiness_probe(pod.template)
+        # The probe's own period once the pod has been ready (a busy server gets the tolerance
+        # its manifest asks for); every probe_sec before that, so a new pod is seen promptly.
+        pod.next_probe = time.monotonic() + (float(probe.get("periodSeconds", 10)) if pod.ever_ready else 0.0)
+        ok = False
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            timeout = aiohttp.ClientTimeout(total=float(probe.get("timeoutSeconds", 1)))
+            async with self._http.get(self._probe_url(pod), timeout=timeout) as resp:
+                ok = 200 <= resp.status < 400
+        pod.probe_successes, pod.probe_failures = (pod.probe_successes + 1, 0) if ok else (0, pod.probe_failures + 1)
+        ready = pod.ready
+        if not pod.ready and pod.probe_successes >= int(probe.get("successThreshold", 1)):
+            ready = True
+        elif pod.ready and pod.probe_failures >= int(probe.get("failureThreshold", 3)):
+            ready = False
         if ready != pod.ready:
-            pod.ready = ready
+            pod.ready, pod.ever_ready = ready, pod.ever_ready or ready
             pod.ready_since = time.monotonic() if ready else 0.0
             pod.ready_changed_at = now_iso()
             log.info("pod %s ready=%s", pod.name, ready)

@@ -60,6 +60,10 @@ class LocalPod:
     next_restart: float = 0.0
     waiting: tuple[str, str] | None = None  # (reason, message) while it cannot start
     start_time: str | None = None
+    ever_ready: bool = False
+    next_probe: float = 0.0
+    probe_successes: int = 0
+    probe_failures: int = 0
     ready_changed_at: str = field(default_factory=lambda: now_iso())
 
     @property
@@ -119,3 +123,9 @@ def deployment_status(dep: Mapping[str, Any], pods: Sequence[LocalPod], *, templ
              "reason": "NewReplicaSetAvailable" if updated == desired == ready else "ReplicaSetUpdated"},
         ],
     }
+
+
+def readiness_probe(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The first container's readinessProbe (empty when it has none)."""
+    containers = (template.get("spec") or {}).get("containers") or [{}]
+    return dict(containers[0].get("readinessProbe") or {})
