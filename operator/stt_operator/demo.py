@@ -15,6 +15,7 @@ import contextlib
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -103,6 +104,9 @@ async def run(manifest: Path, *, load_workers: int | None, timeout: float, crds:
     name = server["metadata"]["name"]
     autoscaling = (server.get("spec") or {}).get("autoscaling") or {}
     figures = Figures()
+    node_port = ((server.get("spec") or {}).get("service") or {}).get("nodePort")
+    if node_port and not port_free(int(node_port)):
+        raise FleetError(f"127.0.0.1:{node_port} (the manifest's nodePort) is in use: is another demo running?")
     say(f"== starting the local fleet (namespace {namespace}) ==")
     t0 = time.monotonic()
     async with LocalFleet(namespace=namespace, crds=crds, workdir=workdir) as fleet:
@@ -183,6 +187,15 @@ async def run(manifest: Path, *, load_workers: int | None, timeout: float, crds:
         say(printer_table(crd, [await api.get(stt_path)]))
         say("== tearing down ==")
     return figures
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def default_workers(autoscaling: Mapping[str, Any]) -> int:

@@ -31,6 +31,7 @@ from stt_operator.localfleet.podprocess import LaunchError, PodProcess, plan_lau
 from stt_operator.localfleet.pods import (
     AddressPool,
     LocalPod,
+    container_ports,
     deletion_rank,
     deployment_status,
     now_iso,
@@ -180,7 +181,7 @@ class Kubelet:
         }
         await self.api.create(resource_path("v1", "pods", namespace=namespace), obj)
         pod = LocalPod(name=name, namespace=namespace, deployment=meta["name"], template_hash=thash,
-                       address=self.addresses.allocate(), template=obj)
+                       address=self.addresses.allocate(container_ports(template)), template=obj)
         self.pods[f"{namespace}/{name}"] = pod
         await self._patch(pod.path, {"status": obj["status"]})  # create may reset status, as for Deployments
         log.info("pod %s/%s created on %s", namespace, name, pod.address)

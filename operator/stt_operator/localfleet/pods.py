@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,19 +28,43 @@ def template_hash(template: Mapping[str, Any]) -> str:
 
 
 class AddressPool:
-    """Loopback addresses for pods, lowest free first (127.0.0.1 stays the node's)."""
+    """Loopback addresses for pods, lowest free first (127.0.0.1 stays the node's).
+
+    An address whose ports something else already holds (another local fleet, a stray server)
+    is skipped, so that pod's server does not crash-loop on "address already in use".
+    """
 
     def __init__(self) -> None:
         self._used: set[int] = set()
 
-    def allocate(self) -> str:
-        n = next(i for i in range(2, 65_000) if i not in self._used)
-        self._used.add(n)
-        return f"127.0.{n // 256}.{n % 256}" if n >= 256 else f"127.0.0.{n}"
+    def allocate(self, ports: Sequence[int] = ()) -> str:
+        for n in range(2, 65_000):
+            if n in self._used:
+                continue
+            address = f"127.0.{n // 256}.{n % 256}"
+            if all(_bindable(address, port) for port in ports):
+                self._used.add(n)
+                return address
+        raise RuntimeError("no free loopback address for a pod")
 
     def release(self, address: str) -> None:
         _, _, c, d = (int(x) for x in address.split("."))
         self._used.discard(c * 256 + d)
+
+
+def _bindable(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def container_ports(template: Mapping[str, Any]) -> list[int]:
+    """The first container's ports (what its server will bind on the pod's address)."""
+    containers = (template.get("spec") or {}).get("containers") or [{}]
+    return [int(p["containerPort"]) for p in containers[0].get("ports") or () if p.get("containerPort")]
 
 
 @dataclass

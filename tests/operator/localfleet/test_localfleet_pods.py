@@ -46,3 +46,12 @@ def test_pod_status_of_a_waiting_pod_has_no_ip_and_says_why() -> None:
     assert status["containerStatuses"][0]["state"] == {
         "waiting": {"reason": "CreateContainerConfigError", "message": 'secret "tok" not found'}}
     assert {c["type"]: c["status"] for c in status["conditions"]}["Ready"] == "False"
+
+
+def test_an_address_whose_port_is_taken_is_skipped() -> None:
+    import socket
+
+    with socket.socket() as holder:  # something else (another fleet) holds 127.0.0.2:<port>
+        holder.bind(("127.0.0.2", 0))
+        port = holder.getsockname()[1]
+        assert AddressPool().allocate([port]) == "127.0.0.3"
