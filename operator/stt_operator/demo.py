@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except FleetError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
-        print("the fleet's logs were kept (see the path printed at the start)", file=sys.stderr)
+        print("if the fleet had started, its logs were kept (the path is printed above)", file=sys.stderr)
         return 1
     say("== figures ==")
     say(f"   fleet start to Ready:                {figures.ready_after_start_sec:6.1f} s")
