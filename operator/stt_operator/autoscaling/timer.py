@@ -211,14 +211,38 @@ async def autoscale_once(
         # One Warning per new reason, not one per pass: the condition carries it durably.
         await post_event("Warning", decision.scaling_active_reason, decision.scaling_active_message)
     state.inactive_reason = None if decision.scaling_active else decision.scaling_active_reason
-    status = body.get("status") or {}
-    patch = status_patch(decision, scrape, state=state, conditions=list(status.get("conditions") or []),
-                         generation=meta.get("generation"))
-    stored = {"autoscaling": status.get("autoscaling"), "conditions": status.get("conditions")}
-    if _without_nulls(patch) != stored:  # write only what changed, as the HPA does
-        await api.merge_patch(resource_path(f"{GROUP}/{VERSION}", PLURAL, namespace=namespace, name=name,
-                                            subresource="status"), {"status": patch})
+    await _write_status(api, body, decision, scrape, state=state)
     return decision
+
+
+async def _write_status(api: KubeApi, body: Mapping[str, Any], decision: Decision, scrape: ScrapeResult, *,
+                        state: AutoscalerState) -> None:
+    """Write `status.autoscaling` and ScalingActive when they changed, as the HPA does.
+
+    The conditions list is shared with the reconciler and a merge patch replaces lists whole, so
+    the write carries a resourceVersion precondition: on a 409 the object is read again and the
+    patch recomputed from its current conditions, never from a stale copy.
+    """
+    namespace, name = body["metadata"].get("namespace") or "default", body["metadata"]["name"]
+    path = resource_path(f"{GROUP}/{VERSION}", PLURAL, namespace=namespace, name=name)
+    for attempt in range(3):
+        status = body.get("status") or {}
+        patch = status_patch(decision, scrape, state=state, conditions=list(status.get("conditions") or []),
+                             generation=body["metadata"].get("generation"))
+        stored = {"autoscaling": status.get("autoscaling"), "conditions": status.get("conditions")}
+        if _without_nulls(patch) == stored:
+            return
+        try:
+            await api.merge_patch(f"{path}/status", {
+                "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": patch})
+            return
+        except ApiError as exc:
+            if exc.status != 409 or attempt == 2:
+                raise
+        fresh = await api.get_or_none(path)
+        if fresh is None:
+            return
+        body = fresh
 
 
 def _without_nulls(patch: dict[str, Any]) -> dict[str, Any]:

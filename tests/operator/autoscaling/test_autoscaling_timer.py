@@ -135,9 +135,17 @@ async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi)
         for fake in busy:
             fake.pending = 0
         body = await api.get(stt_path)
+        # Meanwhile the reconciler adds a condition: the autoscaler holds a stale copy, and its
+        # write must not drop the reconciler's condition (resourceVersion precondition, re-read).
+        reconciler_conditions = [*body["status"]["conditions"],
+                                 {"type": "Ready", "status": "True", "reason": "AllReplicasReady", "message": "",
+                                  "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+        await api.merge_patch(f"{stt_path}/status", {"status": {"conditions": reconciler_conditions}})
         decision = await autoscale_once(api, body, state=state, policy=policy,
                                         post_event=record, now=1005.0)
         assert decision is not None and decision.desired_replicas == 1
+        kept = {c["type"] for c in (await api.get(stt_path))["status"]["conditions"]}
+        assert kept == {"ScalingActive", "Ready"}
         assert decision.reason == "All metrics below target"
         assert (await api.get(dep_path))["spec"]["replicas"] == 1
         assert events[-1] == ("SuccessfulRescale", "New size: 1; reason: All metrics below target")
