@@ -55,8 +55,10 @@ class _SeedCounters(Collector):
     """Counters under seed 002's exact, flattened names (``stt_partial_drop_count``,
     ``stt_rate_limit_blocks_<limit>``, ``stt_error_counts_<status>``, ...).
 
-    prometheus_client appends ``_total`` to every counter sample; the seed's dashboards and alerts
-    query the bare names, so these are emitted by hand, typed ``counter``.
+    prometheus_client appends ``_total`` to every counter sample and writes the ``# TYPE`` line for
+    ``<name>_total``; the seed's dashboards and alerts query the bare names, so these are emitted by
+    hand and typed ``unknown`` (``untyped`` in the text format): every sample then sits under a
+    matching ``# HELP`` / ``# TYPE`` pair, and PromQL treats them as the monotonic series they are.
     """
 
     def __init__(self) -> None:
@@ -78,7 +80,7 @@ class _SeedCounters(Collector):
     def collect(self) -> list[Metric]:
         families = []
         for name, value in sorted(self.values().items()):
-            family = Metric(name, f"{name} (seed 002 name)", "counter")
+            family = Metric(name, f"{name} (seed 002 name, monotonic)", "unknown")
             family.add_sample(name, {}, value)
             families.append(family)
         return families

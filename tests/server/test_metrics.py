@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from stt_server.metrics import DECODE_PHASES, RATE_LIMIT_KINDS, DecodeTiming, ServerMetrics, hashed_stream_key
@@ -33,10 +32,6 @@ def test_seed_002_names_are_exported_bare() -> None:
         assert f"# TYPE {gauge} gauge\n{gauge} 0.0" in text, gauge
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "metrics._SeedCounters types the bare seed names 'counter'; prometheus_client then writes "
-    "'# TYPE <name>_total counter' above a sample named <name>. /metrics fixes it in "
-    "control/exposition.py (re-typed untyped); typing them 'unknown' in metrics.py would fix the source."))
 def test_seed_002_names_have_matching_type_lines() -> None:
     text = generate_latest(ServerMetrics().registry).decode()
     for name in SEED_COUNTERS:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stt_server.control.auth import is_authorized, unauthorized
 from stt_server.control.context import context_of
-from stt_server.control.exposition import render_text
 from stt_server.control.metrics_json import build_metrics_json
 
 
@@ -17,7 +16,7 @@ async def metrics_text(request: web.Request) -> web.Response:
     ctx = context_of(request)
     if not is_authorized(request, ctx.token):
         return unauthorized()
-    body = render_text(ctx.metrics.registry)
+    body = generate_latest(ctx.metrics.registry)
     # CONTENT_TYPE_LATEST carries its own charset parameter, which aiohttp wants in the header itself.
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
