@@ -90,6 +90,11 @@ class Cluster:
         return [(e["type"], e["reason"], e["message"]) for e in self.list("Event")
                 if (e.get("involvedObject") or {}).get("name") == name]
 
+    async def wait_for_event(self, name: str, type_: str, reason: str) -> None:
+        """Events are posted just after the change they describe: wait for one rather than assume it."""
+        await wait_for(lambda: (type_, reason) in {(t, r) for t, r, _ in self.events_for(name)},
+                       what=f"a {type_} {reason} Event for {name}")
+
     def condition(self, name: str, type_: str) -> dict[str, Any] | None:
         obj = self.get("SttServer", name) or {}
         return next((c for c in (obj.get("status") or {}).get("conditions") or () if c["type"] == type_), None)

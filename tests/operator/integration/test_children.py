@@ -86,4 +86,4 @@ async def test_spec_changes_roll_out(cluster: Cluster) -> None:
     assert (cluster.get("Deployment", name) or {})["spec"]["replicas"] == 2
     cluster.patch("SttServer", name, {"spec": {"replicas": 1}})
     await wait_for(lambda: cluster.get("PodDisruptionBudget", name) is None, what="the PDB to go")
-    assert ("Normal", "DeletedPodDisruptionBudget") in {(t, r) for t, r, _ in cluster.events_for(name)}
+    await cluster.wait_for_event(name, "Normal", "DeletedPodDisruptionBudget")

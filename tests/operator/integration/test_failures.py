@@ -16,7 +16,7 @@ async def test_invalid_spec_is_degraded_and_others_are_still_served(cluster: Clu
     degraded = await wait_for(lambda: (c := cluster.condition("broken", "Degraded")) and c["status"] == "True" and c,
                               what="Degraded=True on the invalid SttServer")
     assert degraded["reason"] == "InvalidSpec" and "nodePort" in degraded["message"]
-    assert ("Warning", "Degraded") in {(t, r) for t, r, _ in cluster.events_for("broken")}
+    await cluster.wait_for_event("broken", "Warning", "Degraded")
     assert cluster.get("Deployment", "broken") is None
 
     good = load_sample("minimal")
@@ -27,7 +27,7 @@ async def test_invalid_spec_is_degraded_and_others_are_still_served(cluster: Clu
     await wait_for(lambda: (cluster.condition("broken", "Degraded") or {}).get("status") == "False",
                    what="Degraded=False once the spec is fixed")
     await wait_for(lambda: cluster.get("Deployment", "broken"), what="children of the fixed SttServer")
-    assert ("Normal", "Recovered") in {(t, r) for t, r, _ in cluster.events_for("broken")}
+    await cluster.wait_for_event("broken", "Normal", "Recovered")
 
 
 async def test_conflicts_and_server_errors_converge(cluster: Cluster) -> None:

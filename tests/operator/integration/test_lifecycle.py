@@ -45,7 +45,7 @@ async def test_status_follows_the_deployment(cluster: Cluster) -> None:
     assert status["replicaSummary"] == "1/1" and status["readyReplicas"] == 1
     assert status["endpoints"][0]["address"] == f"{name}.test.svc:50051"
     assert cluster.condition(name, "Progressing")["status"] == "False"  # type: ignore[index]
-    assert ("Normal", "Ready") in {(t, r) for t, r, _ in cluster.events_for(name)}
+    await cluster.wait_for_event(name, "Normal", "Ready")
     # A pod that stops being ready is seen too; the transition time of Ready moves with it.
     cluster.play_deployment_controller(name, ready=0)
     await wait_for(lambda: (cluster.condition(name, "Ready") or {}).get("status") == "False", what="Ready=False")
