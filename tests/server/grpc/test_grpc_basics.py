@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from conftest import assert_no_leaks, running_server, tone
+from grpc_harness import assert_no_leaks, running_server, tone
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from stt_server.client import streaming_config
@@ -93,8 +93,8 @@ async def test_health_service_and_reflection() -> None:
 
 
 async def test_not_ready_while_loading() -> None:
-    from conftest import make_config
     from grpc_fakes import FakeEngine
+    from grpc_harness import make_config
     from stt_server.app import SttServerApp
 
     engine = FakeEngine(load_delay_sec=30)

@@ -9,7 +9,7 @@ import socket
 import wave
 from pathlib import Path
 
-from conftest import running_server, tone
+from grpc_harness import running_server, tone
 from stt_server.client_cli import EXIT_LOCAL, EXIT_REJECTED, EXIT_RETRYABLE
 from stt_server.client_cli import main as client_main
 

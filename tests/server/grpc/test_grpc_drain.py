@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import grpc
-from conftest import make_config
 from grpc_calls import Request, audio_request, config_request, raw_stream, wait_for
 from grpc_fakes import FakeEngine
+from grpc_harness import make_config
 from stt_server.app import SttServerApp
 
 

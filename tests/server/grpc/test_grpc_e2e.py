@@ -9,7 +9,7 @@ import json
 
 import pytest
 from audio_fixtures import word_error_rate as wer
-from conftest import assert_no_leaks, make_config, running_server
+from grpc_harness import assert_no_leaks, make_config, running_server
 from grpc_speech import SENTENCES, speech_then_speech, speech_wav
 from prometheus_client import CollectorRegistry
 from stt_server.client import streaming_config

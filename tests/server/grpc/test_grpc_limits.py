@@ -8,8 +8,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import assert_no_leaks, running_server, tone
 from grpc_calls import Request, audio_request, config_request, raw_stream, wait_for
+from grpc_harness import assert_no_leaks, running_server, tone
 from stt_server.client import SttClientError, streaming_config
 from stt_server.grpc_service.auth import key_id_for
 
