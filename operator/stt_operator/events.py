@@ -65,8 +65,19 @@ def transition_events(previous: Mapping[str, Any] | None, current: Mapping[str, 
     if is_ready == "True" and was_ready != "True":
         events.append(("Normal", "Ready", detail))
     elif was_ready == "True" and is_ready != "True":
-        events.append(("Warning", "NotReady", detail))
+        if _scaling_up(previous, current):
+            # Expected while new pods start: the existing ones still serve. Not a warning.
+            events.append(("Normal", "ScalingUp", f"{detail}; new pods are starting"))
+        else:
+            events.append(("Warning", "NotReady", detail))
     return events
+
+
+def _scaling_up(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> bool:
+    """More replicas are wanted than before and none of the ready ones were lost."""
+    before, now = previous or {}, current
+    return (int(now.get("desiredReplicas") or 0) > int(before.get("desiredReplicas") or 0)
+            and int(now.get("readyReplicas") or 0) >= int(before.get("readyReplicas") or 0) > 0)
 
 
 async def post_event(api: KubeApi, owner: Mapping[str, Any], *, type_: EventType, reason: str,

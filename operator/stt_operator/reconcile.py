@@ -138,10 +138,22 @@ async def apply_child(api: KubeApi, desired: Mapping[str, Any]) -> Applied:
             if current is None:
                 raise
     patch = three_way_patch(target, current, last_applied_of(current))
-    if not patch:
+    if not patch or _only_the_record_differs(patch):
         return Applied(desired["kind"], name, "unchanged", current)
     patched = await api.merge_patch(child_path(desired, name=name), patch)
     return Applied(desired["kind"], name, "updated", patched)
+
+
+def _only_the_record_differs(patch: Mapping[str, Any]) -> bool:
+    """True when the live object already has every field we want and only our record is behind.
+
+    That happens when someone else changed a value we carry over from the live object (the
+    autoscaler's replicas): rewriting the record alone would be a no-op write and a noisy Event.
+    The record is refreshed by the next real patch; its keys, which decide deletions, still match.
+    """
+    if set(patch) != {"metadata"} or set(patch["metadata"]) != {"annotations"}:
+        return False
+    return set(patch["metadata"]["annotations"]) == {LAST_APPLIED}
 
 
 async def owned_children(api: KubeApi, *, owner_uid: str, namespace: str, instance: str,

@@ -96,6 +96,15 @@ def test_degraded_and_recovered_events() -> None:
     assert ("Normal", "Recovered") in [(t, r) for t, r, _ in transition_events(bad, good)]
 
 
+def test_a_scale_up_is_a_normal_event_a_lost_pod_a_warning() -> None:
+    ready = compute_status(_observe(), previous=None, now="T")
+    scaling = compute_status(_observe(desired_replicas=3, deployment=_deployment(replicas=3)), previous=ready, now="T")
+    lost = compute_status(_observe(deployment=_deployment(ready=1)), previous=ready, now="T")
+    assert condition(scaling, "Ready")["status"] == condition(lost, "Ready")["status"] == "False"  # type: ignore[index]
+    assert [(t, r) for t, r, _ in transition_events(ready, scaling)] == [("Normal", "ScalingUp")]
+    assert [(t, r) for t, r, _ in transition_events(ready, lost)] == [("Warning", "NotReady")]
+
+
 def test_endpoints_for_cluster_ip_and_node_port() -> None:
     assert endpoints(_service()) == [{"name": "grpc", "type": "ClusterIP", "address": "stt.ns.svc:50051"}]
     node = endpoints(_service("NodePort", 32051))
