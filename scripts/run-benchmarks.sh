@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate docs/benchmarks/: load reports at 1, 4, 8 and 12 real-time streams and the offline
+# Regenerate docs/benchmarks/: load reports at 1, 4, 8, 12, 16 and 20 real-time streams and the offline
 # Recognize comparison, against one local stt-server on the bundled tiny.en (CPU).
 # Run it on a quiet machine: client and server share the host, so other work skews the latencies.
 #
@@ -29,5 +29,7 @@ load 1 cpu-2core-1-stream
 load 4 cpu-2core-4-streams
 load 8 cpu-2core-8-streams
 load 12 cpu-2core-12-streams
+load 16 cpu-2core-16-streams
+load 20 cpu-2core-20-streams  # past the per-key session limit (16): shows the shedding
 "$BIN/stt-bench" offline --server "127.0.0.1:$GRPC_PORT" --direct --repeat 20 --out "$OUT/offline-cpu-2core.json"
 echo "server log: $LOG"
