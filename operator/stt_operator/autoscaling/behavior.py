@@ -159,15 +159,20 @@ def _changes_in_period(events: tuple[TimedValue, ...], period_seconds: int, now:
     return sum(e.value for e in events if e.at > cutoff)
 
 
+def _replicas_at_period_start(current: int, history: History, period_seconds: int, now: float) -> int:
+    """The replica count when the policy's period began: undo the scale events inside it."""
+    added = _changes_in_period(history.scale_up_events, period_seconds, now)
+    deleted = _changes_in_period(history.scale_down_events, period_seconds, now)
+    return current - added + deleted
+
+
 def scale_up_limit(current: int, history: History, rules: ScalingRules, *, now: float) -> int:
     """The most replicas the scale-up policies allow now, counted from each period's start."""
     if rules.select_policy == "Disabled":
         return current
     proposals = []
     for policy in rules.policies:
-        added = _changes_in_period(history.scale_up_events, policy.period_seconds, now)
-        deleted = _changes_in_period(history.scale_down_events, policy.period_seconds, now)
-        period_start = current - added + deleted
+        period_start = _replicas_at_period_start(current, history, policy.period_seconds, now)
         if policy.type == "Pods":
             proposals.append(period_start + policy.value)
         else:
@@ -185,9 +190,7 @@ def scale_down_limit(current: int, history: History, rules: ScalingRules, *, now
         return current
     proposals = []
     for policy in rules.policies:
-        added = _changes_in_period(history.scale_up_events, policy.period_seconds, now)
-        deleted = _changes_in_period(history.scale_down_events, policy.period_seconds, now)
-        period_start = current - added + deleted
+        period_start = _replicas_at_period_start(current, history, policy.period_seconds, now)
         if policy.type == "Pods":
             proposals.append(period_start - policy.value)
         else:

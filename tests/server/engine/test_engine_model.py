@@ -9,9 +9,9 @@ from typing import Any
 
 import audio_fixtures as af
 import pytest
+from engine_streams import feed_all
 from stt_server.config import ServerConfig
 from stt_server.engine import Engine, RecognitionResult, SpeechEvent, StreamOptions
-from stt_server.engine.recognizer import StreamRecognizer
 from stt_server.metrics import ServerMetrics
 
 pytestmark = pytest.mark.slow
@@ -35,21 +35,6 @@ async def engine_factory(whisper_backend: Any) -> AsyncIterator[Callable[..., An
             await engine.stop()
 
 
-async def run_stream(stream: StreamRecognizer, audio: Any) -> list[RecognitionResult | SpeechEvent]:
-    """Feed real-time-sized 100 ms chunks as fast as possible (no sleeping), then finish."""
-    items: list[RecognitionResult | SpeechEvent] = []
-
-    async def consume() -> None:
-        async for item in stream.events():
-            items.append(item)
-
-    consumer = asyncio.create_task(consume())
-    for chunk in af.chunks(audio):
-        await stream.feed(chunk)  # no pacing: the VAD hop to its thread is the only yield
-    await stream.finish()
-    await asyncio.wait_for(consumer, timeout=120)
-    return items
-
 
 def results(items: list[RecognitionResult | SpeechEvent]) -> list[RecognitionResult]:
     return [i for i in items if isinstance(i, RecognitionResult)]
@@ -59,7 +44,7 @@ async def test_two_sentences_stream_partials_then_accurate_finals(engine_factory
     engine = await engine_factory()
     stream = engine.open_stream(session_id="s1", options=StreamOptions())
     sentences = af.SENTENCES[:2]
-    items = await run_stream(stream, af.speech_stream(sentences, gap_sec=1.0))
+    items = await feed_all(stream, af.speech_stream(sentences, gap_sec=1.0))
     finals = [r for r in results(items) if r.is_final]
     assert len(finals) == 2
     for index, (sentence, final) in enumerate(zip(sentences, finals)):
@@ -77,7 +62,7 @@ async def test_saturation_drops_partials_but_every_final_arrives(engine_factory:
     engine = await engine_factory(max_decode_pending=2)
     streams = [engine.open_stream(session_id=f"s{i}", options=StreamOptions()) for i in range(6)]
     audio = af.speech_stream(af.SENTENCES[:2], gap_sec=0.8)
-    outputs = await asyncio.gather(*(run_stream(s, audio) for s in streams))
+    outputs = await asyncio.gather(*(feed_all(s, audio) for s in streams))
     for items in outputs:
         finals = [r for r in results(items) if r.is_final]
         assert len(finals) == 2
@@ -122,7 +107,7 @@ async def test_recognize_matches_faster_whisper_directly(engine_factory: Callabl
 async def test_streaming_finals_carry_word_offsets_in_stream_time(engine_factory: Callable[..., Any]) -> None:
     engine = await engine_factory()
     stream = engine.open_stream(session_id="w", options=StreamOptions(word_time_offsets=True))
-    items = await run_stream(stream, af.speech_stream(af.SENTENCES[:2], gap_sec=1.0, lead_sec=1.0))
+    items = await feed_all(stream, af.speech_stream(af.SENTENCES[:2], gap_sec=1.0, lead_sec=1.0))
     finals = [r for r in results(items) if r.is_final]
     assert len(finals) == 2
     for final in finals:

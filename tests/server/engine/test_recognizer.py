@@ -11,6 +11,7 @@ import audio_fixtures as af
 import numpy as np
 import pytest
 from engine_fakes import FakeBackend
+from engine_streams import feed_all
 from stt_server.config import ServerConfig
 from stt_server.engine import (
     BufferLimitExceeded,
@@ -21,7 +22,6 @@ from stt_server.engine import (
     StreamClosed,
     StreamOptions,
 )
-from stt_server.engine.recognizer import StreamRecognizer
 from stt_server.errors import ErrorCode, SttError
 from stt_server.metrics import ServerMetrics
 
@@ -65,21 +65,6 @@ async def engine_factory(backend: FakeBackend, metrics: ServerMetrics) -> AsyncI
             await engine.stop()
 
 
-async def stream_all(stream: StreamRecognizer, audio: np.ndarray) -> list[RecognitionResult | SpeechEvent]:
-    """Feed 100 ms chunks as fast as possible while collecting events; finish at the end."""
-    collected: list[RecognitionResult | SpeechEvent] = []
-
-    async def consume() -> None:
-        async for item in stream.events():
-            collected.append(item)
-
-    consumer = asyncio.create_task(consume())
-    for chunk in af.chunks(audio):
-        await stream.feed(chunk)
-    await stream.finish()
-    await asyncio.wait_for(consumer, timeout=30)
-    return collected
-
 
 def kinds(items: list[RecognitionResult | SpeechEvent]) -> list[str]:
     return [i.kind if isinstance(i, SpeechEvent) else ("final" if i.is_final else "partial") for i in items]
@@ -90,7 +75,7 @@ async def test_two_utterances_come_out_in_order_with_offsets(engine_factory: Cal
     engine = await engine_factory()
     stream = engine.open_stream(session_id="s1", options=StreamOptions())
     speech = af.synthesize(af.SENTENCES[0])
-    items = await stream_all(stream, af.speech_stream([af.SENTENCES[0], af.SENTENCES[0]], gap_sec=1.0))
+    items = await feed_all(stream, af.speech_stream([af.SENTENCES[0], af.SENTENCES[0]], gap_sec=1.0), timeout=30)
     sequence = kinds(items)
     compact = [k for i, k in enumerate(sequence) if k != "partial" or sequence[i - 1] != "partial"]
     assert compact == ["speech_begin", "partial", "speech_end", "final"] * 2
@@ -114,7 +99,7 @@ async def test_two_utterances_come_out_in_order_with_offsets(engine_factory: Cal
 async def test_stable_text_only_grows_within_an_utterance(engine_factory: Callable[..., Any]) -> None:
     engine = await engine_factory()
     stream = engine.open_stream(session_id="s1", options=StreamOptions())
-    items = await stream_all(stream, af.speech_stream([af.SENTENCES[1]]))
+    items = await feed_all(stream, af.speech_stream([af.SENTENCES[1]]), timeout=30)
     results = [i for i in items if isinstance(i, RecognitionResult)]
     assert sum(not r.is_final for r in results) >= 3
     for earlier, later in itertools.pairwise(results):
@@ -126,7 +111,7 @@ async def test_stable_text_only_grows_within_an_utterance(engine_factory: Callab
 async def test_no_partials_without_interim_results(engine_factory: Callable[..., Any], backend: FakeBackend) -> None:
     engine = await engine_factory()
     stream = engine.open_stream(session_id="s1", options=StreamOptions(interim_results=False))
-    items = await stream_all(stream, af.speech_stream([af.SENTENCES[0]]))
+    items = await feed_all(stream, af.speech_stream([af.SENTENCES[0]]), timeout=30)
     assert kinds(items) == ["speech_begin", "speech_end", "final"]
     assert len(backend.calls) == 1
 
@@ -134,7 +119,7 @@ async def test_no_partials_without_interim_results(engine_factory: Callable[...,
 async def test_single_utterance_ends_after_the_first_final(engine_factory: Callable[..., Any]) -> None:
     engine = await engine_factory()
     stream = engine.open_stream(session_id="s1", options=StreamOptions(single_utterance=True))
-    items = await stream_all(stream, af.speech_stream([af.SENTENCES[0], af.SENTENCES[2]]))
+    items = await feed_all(stream, af.speech_stream([af.SENTENCES[0], af.SENTENCES[2]]), timeout=30)
     assert kinds(items)[-3:] == ["speech_end", "final", "end_of_single_utterance"]
     assert sum(k == "final" for k in kinds(items)) == 1
     await stream.close()
@@ -145,7 +130,7 @@ async def test_finish_finalises_an_utterance_still_open(engine_factory: Callable
     engine = await engine_factory()
     stream = engine.open_stream(session_id="s1", options=StreamOptions())
     audio = np.concatenate([af.silence(0.5), af.synthesize(af.SENTENCES[0])[:24_000]])  # cut mid-speech
-    items = await stream_all(stream, audio)
+    items = await feed_all(stream, audio, timeout=30)
     assert kinds(items)[-2:] == ["speech_end", "final"]
     assert metrics.vad_active_utterances._value.get() == 0
     with pytest.raises(StreamClosed):
@@ -155,7 +140,7 @@ async def test_finish_finalises_an_utterance_still_open(engine_factory: Callable
 async def test_word_offsets_are_in_stream_time(engine_factory: Callable[..., Any]) -> None:
     engine = await engine_factory()
     stream = engine.open_stream(session_id="s1", options=StreamOptions(word_time_offsets=True))
-    items = await stream_all(stream, af.speech_stream([af.SENTENCES[0]], lead_sec=2.0))
+    items = await feed_all(stream, af.speech_stream([af.SENTENCES[0]], lead_sec=2.0), timeout=30)
     final = next(i for i in items if isinstance(i, RecognitionResult) and i.is_final)
     assert final.words and final.words[0].start_sec == pytest.approx(final.start_sec)
     assert final.start_sec > 1.5
@@ -209,7 +194,7 @@ async def test_close_mid_decode_cancels_and_leaks_nothing(engine_factory: Callab
     await stream.close()
     await asyncio.wait_for(consumer, timeout=5)  # events() ends on close
     backend.gate.set()
-    other_items = await stream_all(other, af.speech_stream([af.SENTENCES[0]]))
+    other_items = await feed_all(other, af.speech_stream([af.SENTENCES[0]]), timeout=30)
     assert kinds(other_items)[-1] == "final"  # the other stream is unaffected
     await other.close()
     for _ in range(100):
