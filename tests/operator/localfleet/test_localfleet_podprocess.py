@@ -49,6 +49,13 @@ def test_plan_resolves_config_env_ports_and_address(tmp_path: Path) -> None:
     assert any("models" in item for item in plan.ignored)
 
 
+def test_a_host_server_under_a_mounted_path_is_not_remapped(tmp_path: Path) -> None:
+    # A checkout under /tmp (CI clones there) must not have its venv "moved" into the /tmp emptyDir.
+    plan = plan_launch(POD, address="127.0.0.7", workdir=tmp_path, configmaps=CONFIGMAPS, secrets=SECRETS,
+                       executable="/tmp/checkout/.venv/bin/stt-server")
+    assert plan.argv[0] == "/tmp/checkout/.venv/bin/stt-server"
+
+
 def test_missing_secret_is_a_container_config_error(tmp_path: Path) -> None:
     with pytest.raises(LaunchError) as err:
         plan_launch(POD, address="127.0.0.2", workdir=tmp_path, configmaps=CONFIGMAPS, secrets={})
