@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"stt-server: {exc}", file=sys.stderr)
         return 2
-    configure_logging(fmt=config.logging.format, level=config.logging.level)
+    configure_logging(fmt=config.logging.format, level=config.logging.level, file=config.logging.file,
+                      file_max_bytes=config.logging.file_max_bytes, file_backups=config.logging.file_backups)
     try:
         asyncio.run(_serve(config))
     except KeyboardInterrupt:  # a second Ctrl-C during the drain

@@ -115,6 +115,10 @@ class StorageSettings(_Section):
 class LoggingSettings(_Section):
     format: Literal["json", "console"] = "json"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # Also write JSON lines to this file (seed 001's stt_service.log), rotated by size.
+    file: str | None = None
+    file_max_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    file_backups: int = Field(default=3, ge=0)
 
 
 class MetricsSettings(_Section):

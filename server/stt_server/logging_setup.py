@@ -12,9 +12,11 @@ import contextlib
 import contextvars
 import json
 import logging
+import logging.handlers
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Final, TextIO
 
 _SESSION_ID: Final = contextvars.ContextVar[str | None]("stt_session_id", default=None)
@@ -85,16 +87,28 @@ class ConsoleFormatter(logging.Formatter):
         return f"{line} [{' '.join(ids)}]" if ids else line
 
 
-def configure_logging(*, fmt: str = "json", level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Install one handler on the root logger (replacing earlier ones from this function)."""
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
-    handler.addFilter(_ContextFilter())
-    handler.set_name("stt-server")
+def configure_logging(*, fmt: str = "json", level: str = "INFO", stream: TextIO | None = None,
+                      file: str | None = None, file_max_bytes: int = 50 * 1024 * 1024, file_backups: int = 3) -> None:
+    """Install our handlers on the root logger (replacing earlier ones from this function).
+
+    ``stream`` (default stderr) gets ``fmt``; ``file``, when set, always gets JSON lines, rotated
+    at ``file_max_bytes`` with ``file_backups`` old files kept (``stt_service.log.1``, ...).
+    """
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream if stream is not None else sys.stderr)]
+    handlers[0].setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    if file:
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.handlers.RotatingFileHandler(
+            file, maxBytes=file_max_bytes, backupCount=file_backups, encoding="utf-8"))
+        handlers[1].setFormatter(JsonFormatter())
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "stt-server"]:
         root.removeHandler(old)
-    root.addHandler(handler)
+        old.close()
+    for handler in handlers:
+        handler.addFilter(_ContextFilter())
+        handler.set_name("stt-server")
+        root.addHandler(handler)
     root.setLevel(level)
     # grpc/aiohttp access chatter is not ours to keep at INFO
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
