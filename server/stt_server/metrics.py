@@ -17,9 +17,11 @@ import threading
 from dataclasses import dataclass
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+
+from stt_server.metrics_compat import SeedCompatCollector
 
 # Buckets sized for streaming speech: sub-100 ms decodes up to the 5 s final-latency SLO and past it.
 LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0)
@@ -209,6 +211,32 @@ class ServerMetrics:
         self.model_loaded = Gauge("stt_model_loaded", "1 when the Whisper model is loaded", registry=r)
         self.ready = Gauge("stt_ready", "1 when accepting new sessions (not loading, not draining)", registry=r)
         self.draining = Gauge("stt_draining", "1 while draining for shutdown", registry=r)
+
+        # Figures seeds 003 and 004 name, measured under their names; the rest of their names are
+        # derived from the metrics above by SeedCompatCollector (metrics_compat.py).
+        self.grpc_request_seconds = Histogram(
+            "grpc_request_duration_seconds", "Seconds per gRPC call (a stream: its whole life)",
+            ["service", "method"], buckets=(*FAST_BUCKETS, 5.0, 10.0, 30.0, 60.0, 300.0), registry=r,
+        )
+        self.audio_load_seconds = Histogram(
+            "whisper_audio_load_duration_seconds", "Seconds decoding and resampling request audio",
+            ["kind"], buckets=FAST_BUCKETS, registry=r,
+        )
+        self.audio_chunks = Counter("audio_chunks_processed", "Audio messages received on streams", registry=r)
+        self.http_requests = Counter(
+            "http_requests", "Control-plane HTTP requests", ["endpoint", "method", "status"], registry=r
+        )
+        self.http_request_seconds = Histogram(
+            "http_request_duration_seconds", "Control-plane HTTP request seconds", ["endpoint", "method"],
+            buckets=FAST_BUCKETS, registry=r,
+        )
+        self.http_in_progress = Gauge("http_requests_in_progress", "Control-plane HTTP requests in progress",
+                                      registry=r)
+        self.http_request_size = Summary("http_request_size_bytes", "Control-plane request body bytes",
+                                         ["endpoint"], registry=r)
+        self.http_response_size = Summary("http_response_size_bytes", "Control-plane response body bytes",
+                                          ["endpoint"], registry=r)
+        r.register(SeedCompatCollector(self))
 
     # --- recording helpers called from the engine and the servicer -------------------------------
 

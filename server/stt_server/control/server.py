@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -49,6 +50,29 @@ async def json_errors(request: web.Request, handler: _Handler) -> web.StreamResp
             {"error": "internal_error", "message": f"{request.path} failed; see the server log"}, status=500)
 
 
+@web.middleware
+async def http_metrics(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Seed 004's http_* metrics for every control-plane request (endpoint = route, never raw path)."""
+    metrics = request.app[CONTEXT_KEY].metrics
+    resource = request.match_info.route.resource
+    endpoint = resource.canonical if resource is not None else "unmatched"
+    started = time.perf_counter()
+    metrics.http_in_progress.inc()
+    response: web.StreamResponse | None = None
+    try:
+        response = await handler(request)  # json_errors (inside) turns failures into responses
+        return response
+    finally:
+        metrics.http_in_progress.dec()
+        status = str(response.status) if response is not None else "500"
+        metrics.http_requests.labels(endpoint=endpoint, method=request.method, status=status).inc()
+        metrics.http_request_seconds.labels(endpoint=endpoint, method=request.method).observe(
+            time.perf_counter() - started)
+        metrics.http_request_size.labels(endpoint=endpoint).observe(request.content_length or 0)
+        if response is not None:
+            metrics.http_response_size.labels(endpoint=endpoint).observe(response.content_length or 0)
+
+
 def build_ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
     """A server TLS context from ``server.tls``, or ``None`` when TLS is off."""
     tls = config.server.tls
@@ -62,7 +86,7 @@ def build_ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
 
 def build_app(ctx: ControlContext) -> web.Application:
     """The aiohttp application with every route; separate from binding so tests can use it alone."""
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[http_metrics, json_errors])
     app[CONTEXT_KEY] = ctx
     routes_metrics.add_routes(app)
     routes_health.add_routes(app)

@@ -38,6 +38,7 @@ from stt_server.grpc_service.state import ServingState
 from stt_server.grpc_service.streaming import SingleUtteranceTracker, StreamRun
 from stt_server.logging_setup import set_log_ids
 from stt_server.metrics import ServerMetrics
+from stt_server.metrics_compat import GRPC_SERVICE
 from stt_server.proto_gen import stt_pb2, stt_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,11 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         self._state.check_accepting()
         return principal
 
-    def _finish(self, method: str, status: grpc.StatusCode) -> None:
+    def _finish(self, method: str, status: grpc.StatusCode, *, started: float) -> None:
+        """Count a finished call and its duration (``started``: ``time.perf_counter()`` at its start)."""
         self._metrics.grpc_requests.labels(method=method, grpc_status=status.name).inc()
+        self._metrics.grpc_request_seconds.labels(service=GRPC_SERVICE, method=method).observe(
+            time.perf_counter() - started)
 
     # --- unary calls -----------------------------------------------------------------------------
 
@@ -115,13 +119,13 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
             set_log_ids(request_id=session_config.request_id)
             session = self.sessions.create(key_id=principal.key_id, config=session_config)
         except SttError as exc:
-            self._finish("CreateSession", exc.status)
+            self._finish("CreateSession", exc.status, started=started)
             await abort(context, exc, metrics=self._metrics)
         set_log_ids(session_id=session.session_id)
         log.info("Created session_id=%s", session.session_id, extra={"key_id": principal.key_id})
         self._metrics.sessions_created.inc()
         self._metrics.create_session_seconds.observe(time.perf_counter() - started)
-        self._finish("CreateSession", grpc.StatusCode.OK)
+        self._finish("CreateSession", grpc.StatusCode.OK, started=started)
         return stt_pb2.CreateSessionResponse(
             session_id=session.session_id,
             expires_in_sec=self._config.limits.session_ttl_sec,
@@ -132,6 +136,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
     async def Recognize(
         self, request: stt_pb2.RecognizeRequest, context: grpc.aio.ServicerContext
     ) -> stt_pb2.RecognizeResponse:
+        started = time.perf_counter()
         try:
             self._admit(context)
             self._metrics.recognize_requests.inc()
@@ -140,22 +145,24 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
             if request.ByteSize() > self._config.server.max_message_bytes:
                 raise SttError(ErrorCode.MESSAGE_TOO_LARGE, nbytes=request.ByteSize(),
                                limit=self._config.server.max_message_bytes)
+            loading = time.perf_counter()
             audio = decode_whole(request.audio_content, session_config.audio,
                                  max_duration_sec=self._config.server.max_stream_duration_sec)
+            self._metrics.audio_load_seconds.labels(kind="offline").observe(time.perf_counter() - loading)
             if audio.size == 0:
                 raise SttError(ErrorCode.EMPTY_STREAM, what="Recognize request")
             results = await self._engine.recognize(audio, options=session_config.options)
         except SttError as exc:
-            self._finish("Recognize", exc.status)
+            self._finish("Recognize", exc.status, started=started)
             await abort(context, exc, metrics=self._metrics)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("Recognize failed")
             error = internal_error(exc)
-            self._finish("Recognize", error.status)
+            self._finish("Recognize", error.status, started=started)
             await abort(context, error, metrics=self._metrics)
-        self._finish("Recognize", grpc.StatusCode.OK)
+        self._finish("Recognize", grpc.StatusCode.OK, started=started)
         return stt_pb2.RecognizeResponse(
             results=[result_message(r) for r in results],
             audio_duration_sec=audio.size / stream_config.TARGET_RATE,
@@ -165,13 +172,14 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
     async def GetServerInfo(
         self, request: stt_pb2.GetServerInfoRequest, context: grpc.aio.ServicerContext
     ) -> stt_pb2.GetServerInfoResponse:
+        started = time.perf_counter()
         try:
             self._auth.authenticate(context.invocation_metadata())
         except SttError as exc:
-            self._finish("GetServerInfo", exc.status)
+            self._finish("GetServerInfo", exc.status, started=started)
             await abort(context, exc, metrics=self._metrics)
         info = self._engine.info()
-        self._finish("GetServerInfo", grpc.StatusCode.OK)
+        self._finish("GetServerInfo", grpc.StatusCode.OK, started=started)
         return server_info_message(info, config=self._config, ready=self._state.ready.is_set(),
                                    api_key_required=self._auth.required)
 
@@ -194,6 +202,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
     async def StreamingRecognize(
         self, request_iterator: AsyncIterator[_Request], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[stt_pb2.StreamingRecognizeResponse]:
+        started = time.perf_counter()
         error: SttError | None = None
         run: StreamRun | None = None
         inbox: Inbox[_Request] | None = None
@@ -209,7 +218,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
                                          max_duration_sec=self._config.server.max_stream_duration_sec)
             capture = self._capture.open(session.session_id) if self._capture is not None else None
             run = StreamRun(inbox=inbox, recognizer=recognizer, decoder=decoder, capture=capture,
-                            max_message_bytes=self._config.server.max_message_bytes)
+                            max_message_bytes=self._config.server.max_message_bytes, metrics=self._metrics)
             self._track(run)
             self._metrics.streams_started.inc()
             log.info("Streaming started for session_id=%s", session.session_id)
@@ -228,11 +237,11 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
             log.exception("StreamingRecognize failed")
             error = internal_error(exc)
         finally:
-            await self._end_stream(context, run=run, inbox=inbox, session=session, error=error)
+            await self._end_stream(context, run=run, inbox=inbox, session=session, error=error, started=started)
 
     async def _end_stream(
         self, context: grpc.aio.ServicerContext, *, run: StreamRun | None, inbox: Inbox[_Request] | None,
-        session: Session | None, error: SttError | None,
+        session: Session | None, error: SttError | None, started: float,
     ) -> None:
         # shielded: a client that vanished cancels this task, and cleanup must still complete
         cleanup = asyncio.ensure_future(self._cleanup(run=run, inbox=inbox, session=session, error=error))
@@ -246,7 +255,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
             metadata = (*metadata, *error.trailing_metadata())
             log.info("Stream ended with %s", error.message)
         context.set_trailing_metadata(metadata)
-        self._finish("StreamingRecognize", error.status if error else grpc.StatusCode.OK)
+        self._finish("StreamingRecognize", error.status if error else grpc.StatusCode.OK, started=started)
 
     async def _cleanup(
         self, *, run: StreamRun | None, inbox: Inbox[_Request] | None, session: Session | None,

@@ -123,3 +123,23 @@ async def test_every_sample_sits_under_a_matching_type_line(start_plane: StartPl
     assert types["stt_partial_drop_count"] == "untyped" and "stt_partial_drop_count 1.0" in text
     assert types["stt_error_counts_resource_exhausted"] == "untyped"
     assert types["stt_errors_total"] == "counter"
+
+
+async def test_http_requests_are_counted_by_route_not_raw_path(start_plane: StartPlane) -> None:
+    plane = await start_plane(auth={"control_token": "tok"})
+    assert (await plane.get("/health/live"))[0] == 200
+    assert (await plane.get("/metrics"))[0] == 401
+    assert (await plane.get("/no/such/page-123"))[0] == 404
+    status, text = await plane.get("/metrics", token="tok")
+    assert status == 200
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+
+    def requests(endpoint: str, code: str) -> float:
+        return samples.get(("http_requests_total", (("endpoint", endpoint), ("method", "GET"), ("status", code))), 0)
+    assert requests("/health/live", "200") == 1
+    assert requests("/metrics", "401") == 1
+    assert requests("unmatched", "404") == 1  # a scanner's random paths do not become label values
+    assert samples[("http_requests_in_progress", ())] == 1  # the scrape itself
+    assert samples[("http_request_duration_seconds_count", (("endpoint", "/health/live"), ("method", "GET")))] == 1
+    assert samples[("http_response_size_bytes_count", (("endpoint", "/health/live"),))] == 1
