@@ -51,6 +51,7 @@ class FaultPlan:
     async def hang(self, fault: Fault) -> None:
         released = self.released
         try:
-            await asyncio.wait_for(released.wait(), timeout=fault.hang_sec or 0.0)
+            async with asyncio.timeout(fault.hang_sec or 0.0):
+                await released.wait()
         except TimeoutError:
             pass

@@ -115,7 +115,10 @@ class Kubelet:
                 log.exception("reconcile failed; retrying")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.resync_sec)
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives as
+                # the event fires (gh-86296), and this loop would then never stop.
+                async with asyncio.timeout(self.resync_sec):
+                    await self._wake.wait()
 
     async def reconcile_once(self) -> None:
         deployments = [d for d in await self.api.list(resource_path("apps/v1", "deployments"))

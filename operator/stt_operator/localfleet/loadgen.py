@@ -113,7 +113,8 @@ class LoadGenerator:
                 if record.error_status:
                     # Back off as a polite client does (retry hint, else 1 s) before the next try.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), record.retry_after_sec or 1.0)
+                        async with asyncio.timeout(record.retry_after_sec or 1.0):
+                            await self._stop.wait()
 
     async def stop(self, *, timeout: float = 60.0) -> None:
         """Let running streams finish (they are at most one clip long), then stop the workers."""

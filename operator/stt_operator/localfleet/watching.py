@@ -86,7 +86,8 @@ async def stream(store: Store, target: Target, raw: aiohttp.web.BaseRequest,
             return response
         while (remaining := deadline - time.monotonic()) > 0:
             try:
-                change = await asyncio.wait_for(queue.get(), timeout=remaining)
+                async with asyncio.timeout(remaining):
+                    change = await queue.get()
             except TimeoutError:
                 break
             if change.rv <= last_rv:

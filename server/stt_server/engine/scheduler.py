@@ -203,8 +203,8 @@ class DecodeScheduler:
             if self.pending >= self.max_pending:
                 self._evict_partial()
             try:
-                await asyncio.wait_for(cond.wait_for(lambda: self.pending < self.max_pending or bool(self._partials)),
-                                       timeout=self.final_wait_sec)
+                async with asyncio.timeout(self.final_wait_sec):
+                    await cond.wait_for(lambda: self.pending < self.max_pending or bool(self._partials))
             except TimeoutError:
                 self.metrics.record_rate_limit_block("decode_queue")
                 raise DecodeQueueFull(limit=self.max_pending) from None

@@ -46,7 +46,8 @@ class Inbox(Generic[T]):
         if self._stopped:
             return None
         try:
-            item = await asyncio.wait_for(self._queue.get(), timeout=self._idle_timeout_sec)
+            async with asyncio.timeout(self._idle_timeout_sec):
+                item = await self._queue.get()
         except TimeoutError:
             raise SttError(ErrorCode.IDLE_TIMEOUT, limit=f"{self._idle_timeout_sec:g}") from None
         if item is _END or self._stopped:
@@ -66,7 +67,8 @@ class Inbox(Generic[T]):
         deadline = loop.time() + timeout
         while (remaining := deadline - loop.time()) > 0:
             try:
-                item = await asyncio.wait_for(self._queue.get(), timeout=remaining)
+                async with asyncio.timeout(remaining):
+                    item = await self._queue.get()
             except TimeoutError:
                 return False
             if item is _END:

@@ -297,7 +297,8 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
     async def wait_streams_done(self, timeout: float) -> bool:
         """True when no stream is open within ``timeout`` seconds."""
         try:
-            await asyncio.wait_for(self._streams_idle.wait(), timeout=max(timeout, 0.0))
+            async with asyncio.timeout(max(timeout, 0.0)):
+                await self._streams_idle.wait()
         except TimeoutError:
             return False
         return True

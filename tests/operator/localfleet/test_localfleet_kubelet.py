@@ -164,3 +164,23 @@ async def _status(api: KubeApi, path: str, ready: int) -> dict[str, Any] | None:
     status = (await api.get(path)).get("status") or {}
     return status if status.get("readyReplicas") == ready and status.get("replicas") == ready else None
 
+
+
+class _EmptyApi:
+    """An API server with nothing in it (the reconcile loop only lists)."""
+
+    async def list(self, path: str, **_: Any) -> list[dict[str, Any]]:
+        return []
+
+
+async def test_reconcile_loop_stops_when_cancelled_as_it_is_woken(tmp_path: Path) -> None:
+    # Python 3.11's asyncio.wait_for swallows a cancellation that lands as the awaited event fires;
+    # the loop then ran forever and a fleet teardown hung. The wake and the cancel land together here.
+    kubelet = Kubelet(_EmptyApi(), workdir=tmp_path, resync_sec=30.0)  # type: ignore[arg-type]
+    loop_task = asyncio.create_task(kubelet._reconcile_loop())
+    for _ in range(5):
+        await asyncio.sleep(0)  # into the wait for a wake-up
+    kubelet._wake.set()
+    loop_task.cancel()
+    done, _ = await asyncio.wait({loop_task}, timeout=5.0)
+    assert loop_task in done and loop_task.cancelled(), "the reconcile loop ignored its cancellation"
