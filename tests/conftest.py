@@ -11,6 +11,7 @@ from typing import Any
 
 import audio_fixtures
 import pytest
+from monitoring_stack import processes  # noqa: F401 - the fixture, for every test
 
 
 @pytest.fixture(scope="session")

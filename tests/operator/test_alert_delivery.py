@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +21,11 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp import web
+from monitoring_stack import HealthyView, Processes, free_port
 from stt_operator.builders import build_prometheusrule
 from stt_operator.spec import SttServerSpec, parse_spec
 from stt_server.config import build_config
-from stt_server.control import ControlPlane, HealthReport
+from stt_server.control import ControlPlane
 from stt_server.metrics import ServerMetrics
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -37,28 +36,6 @@ DELIVERY_TIMEOUT_SEC = 60.0
 pytestmark = pytest.mark.skipif(
     not (Path(PROMETHEUS).exists() and Path(ALERTMANAGER).exists()),
     reason="prometheus / prometheus-alertmanager not installed (Debian packages; `make deps` installs them)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _View:
-    """A serving, healthy server: only the decode queue is in trouble."""
-
-    started_at = time.time()
-
-    def health(self) -> HealthReport:
-        return HealthReport(grpc_running=True, model_loaded=True, workers_healthy=True, loading=False,
-                            draining=False)
-
-    def info(self) -> dict[str, Any]:
-        return {"version": "test"}
-
-    def metrics_json_extra(self) -> dict[str, Any]:
-        return {}
 
 
 def rendered_rules(spec: SttServerSpec) -> dict[str, Any]:
@@ -72,24 +49,6 @@ def rendered_rules(spec: SttServerSpec) -> dict[str, Any]:
     return {"groups": groups}
 
 
-def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Every process a test appends is stopped afterwards."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture
 async def saturated_server() -> AsyncIterator[int]:
     """A control plane whose metrics say: decode queue at its cap of 16. Yields its port."""
@@ -99,7 +58,7 @@ async def saturated_server() -> AsyncIterator[int]:
     metrics.model_loaded.set(1)
     metrics.decode_pending_cap.set(16)
     metrics.decode_pending.set(16)
-    plane = ControlPlane(config=config, metrics=metrics, view=_View())
+    plane = ControlPlane(config=config, metrics=metrics, view=HealthyView())
     await plane.start()
     try:
         yield plane.port
@@ -129,7 +88,7 @@ async def receiver() -> AsyncIterator[tuple[str, asyncio.Queue[dict[str, Any]]]]
 
 
 async def test_a_full_decode_queue_pages_through_alertmanager(
-        tmp_path: Path, processes: list[subprocess.Popen[bytes]], saturated_server: int,
+        tmp_path: Path, processes: Processes, saturated_server: int,
         receiver: tuple[str, asyncio.Queue[dict[str, Any]]]) -> None:
     spec = parse_spec({"metadata": {"name": "stt-a", "namespace": "speech"},
                        "spec": {"image": "img", "monitoring": {"prometheusRule": {
@@ -142,10 +101,10 @@ async def test_a_full_decode_queue_pages_through_alertmanager(
                   "group_interval": "1s", "repeat_interval": "1h"},
         "receivers": [{"name": "pager", "webhook_configs": [{"url": hook_url, "send_resolved": False}]}],
     }))
-    processes.append(spawn(
+    processes.start(
         [ALERTMANAGER, f"--config.file={tmp_path / 'alertmanager.yml'}", f"--storage.path={tmp_path / 'am'}",
          f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],  # no gossip port
-        tmp_path / "alertmanager.log"))
+        log=tmp_path / "alertmanager.log")
 
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rendered_rules(spec)))
     # The labels a ServiceMonitor's scrape would give the pod: job (the Service), namespace, pod.
@@ -159,10 +118,10 @@ async def test_a_full_decode_queue_pages_through_alertmanager(
                                 "labels": {"namespace": "speech", "pod": "stt-a-7d9f-x2k4p"}}],
         }],
     }))
-    processes.append(spawn(
+    processes.start(
         [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
          f"--web.listen-address=127.0.0.1:{prom_port}"],
-        tmp_path / "prometheus.log"))
+        log=tmp_path / "prometheus.log")
 
     deadline = time.monotonic() + DELIVERY_TIMEOUT_SEC
     delivered: dict[str, dict[str, Any]] = {}

@@ -15,17 +15,17 @@ import asyncio
 import math
 import re
 import shutil
-import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from monitoring_stack import HealthyView, Processes, free_port
 from stt_server.config import build_config
-from stt_server.control import ControlPlane, HealthReport
+from stt_server.control import ControlPlane
 from stt_server.metrics import DecodeTiming, ServerMetrics
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -43,26 +43,6 @@ QUERIES = {
     "final_p99": "histogram_quantile(0.99, sum by (le) (rate(stt_final_latency_seconds_bucket[1m])))",
     "create_session_p99": "histogram_quantile(0.99, sum by (le) (rate(stt_create_session_seconds_bucket[1m])))",
 }
-
-
-class _View:
-    started_at = time.time()
-
-    def health(self) -> HealthReport:
-        return HealthReport(grpc_running=True, model_loaded=True, workers_healthy=True, loading=False,
-                            draining=False)
-
-    def info(self) -> dict[str, Any]:
-        return {"version": "test"}
-
-    def metrics_json_extra(self) -> dict[str, Any]:
-        return {}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _prometheus_config(target_port: int) -> str:
@@ -84,7 +64,7 @@ scrape_configs:
 async def control_plane() -> AsyncIterator[tuple[ControlPlane, ServerMetrics]]:
     config = build_config({"server": {"http_host": "127.0.0.1", "http_port": 0}, "auth": {"control_token": TOKEN}})
     metrics = ServerMetrics()
-    plane = ControlPlane(config=config, metrics=metrics, view=_View())
+    plane = ControlPlane(config=config, metrics=metrics, view=HealthyView())
     await plane.start()
     try:
         yield plane, metrics
@@ -93,32 +73,20 @@ async def control_plane() -> AsyncIterator[tuple[ControlPlane, ServerMetrics]]:
 
 
 @pytest.fixture
-def prometheus_factory(tmp_path: Path) -> Iterator[Any]:
+def prometheus_factory(tmp_path: Path, processes: Processes) -> Any:
     """``start(target_port) -> base_url``; the process is always stopped afterwards."""
-    processes: list[subprocess.Popen[bytes]] = []
 
     def start(target_port: int) -> str:
         config = tmp_path / "prometheus.yml"
         config.write_text(_prometheus_config(target_port))
-        port = _free_port()
-        log = (tmp_path / "prometheus.log").open("wb")
-        processes.append(subprocess.Popen(
+        port = free_port()
+        processes.start(
             [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
              f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"],
-            stdout=log, stderr=subprocess.STDOUT,
-        ))
+            log=tmp_path / "prometheus.log")
         return f"http://127.0.0.1:{port}"
 
-    try:
-        yield start
-    finally:
-        for process in processes:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    return start
 
 
 async def _query(session: aiohttp.ClientSession, promql: str, *, base: str) -> float | None:
