@@ -64,7 +64,8 @@ async def http_metrics(request: web.Request, handler: _Handler) -> web.StreamRes
         return response
     finally:
         metrics.http_in_progress.dec()
-        status = str(response.status) if response is not None else "500"
+        # No response: the client went away (json_errors turns every failure into one), nginx's 499.
+        status = str(response.status) if response is not None else "499"
         metrics.http_requests.labels(endpoint=endpoint, method=request.method, status=status).inc()
         metrics.http_request_seconds.labels(endpoint=endpoint, method=request.method).observe(
             time.perf_counter() - started)
