@@ -179,12 +179,11 @@ def plan_launch(
 
     grpc_port = _port(container, "grpc", 50051)
     http_port = _port(container, "http", 8000)
-    command = [local(str(a)) for a in (*(container.get("command") or ["stt-server"]), *(container.get("args") or ()))]
-    if Path(command[0]).name == "stt-server":
+    argv = [local(str(a)) for a in (*(container.get("command") or ["stt-server"]), *(container.get("args") or ()))]
+    if Path(argv[0]).name == "stt-server":
         # The image's server is this host's: its path is not inside the container, so no mount
         # applies to it (a checkout under /tmp would otherwise land in the /tmp emptyDir).
-        command[0] = executable or server_executable()
-    argv = command
+        argv[0] = executable or server_executable()
     # The pod's network namespace, emulated: the server binds only its own loopback address.
     argv += ["--grpc-host", address, "--http-host", address,
              "--grpc-port", str(grpc_port), "--http-port", str(http_port)]
