@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ from typing import Any, Final, Self
 import aiohttp
 
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_kubeconfig, resource_path
+from stt_operator.localfleet.spawn import tied_to_parent
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[3]
 CRDS_DIR: Final = REPO_ROOT / "crds"
@@ -44,9 +44,6 @@ class FleetError(RuntimeError):
     """A fleet process failed to start; the message names it and points at its log."""
 
 
-def _die_with_parent() -> None:
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 class LocalFleet:
@@ -84,9 +81,10 @@ class LocalFleet:
     async def _spawn(self, name: str, argv: Sequence[str]) -> asyncio.subprocess.Process:
         log = (self.workdir / f"{name}.log").open("ab")
         try:
+            env = self.env()
             proc = await asyncio.create_subprocess_exec(
-                *argv, env=self.env(), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True, preexec_fn=_die_with_parent)
+                *tied_to_parent(argv, path=env.get("PATH")), env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=log, stderr=log, start_new_session=True)
         except FileNotFoundError as exc:
             raise FleetError(f"cannot start {name}: {argv[0]} not found") from exc
         finally:

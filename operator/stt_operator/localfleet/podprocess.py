@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ctypes
 import os
 import signal
 import sys
@@ -19,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+
+from stt_operator.localfleet.spawn import tied_to_parent
 
 DEFAULT_GRACE_SEC: Final = 30.0
 INHERITED_ENV: Final = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
@@ -195,12 +196,6 @@ def plan_launch(
     )
 
 
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: if the kubelet dies, its servers die too (no orphans hogging ports or CPU).
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 class PodProcess:
@@ -218,10 +213,11 @@ class PodProcess:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
         with self.log_path.open("ab") as log:
+            # Dies with the kubelet: no orphaned servers holding ports or CPU.
             self.process = await asyncio.create_subprocess_exec(
-                *self.plan.argv, cwd=self.plan.cwd, env=dict(self.plan.env), stdin=asyncio.subprocess.DEVNULL,
-                stdout=log, stderr=log, start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                *tied_to_parent(self.plan.argv, path=self.plan.env.get("PATH")), cwd=self.plan.cwd,
+                env=dict(self.plan.env), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True,
             )
 
     @property
