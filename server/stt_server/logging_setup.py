@@ -94,13 +94,15 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO", stream: TextIO 
     ``stream`` (default stderr) gets ``fmt``; ``file``, when set, always gets JSON lines, rotated
     at ``file_max_bytes`` with ``file_backups`` old files kept (``stt_service.log.1``, ...).
     """
-    handlers: list[logging.Handler] = [logging.StreamHandler(stream if stream is not None else sys.stderr)]
-    handlers[0].setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    console = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    console.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    handlers: list[logging.Handler] = [console]
     if file:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.handlers.RotatingFileHandler(
-            file, maxBytes=file_max_bytes, backupCount=file_backups, encoding="utf-8"))
-        handlers[1].setFormatter(JsonFormatter())
+        rotating = logging.handlers.RotatingFileHandler(
+            file, maxBytes=file_max_bytes, backupCount=file_backups, encoding="utf-8")
+        rotating.setFormatter(JsonFormatter())
+        handlers.append(rotating)
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "stt-server"]:
         root.removeHandler(old)

@@ -37,7 +37,7 @@ class StreamRun:
         decoder: StreamAudioDecoder,
         capture: CaptureWriter | None,
         max_message_bytes: int,
-        metrics: ServerMetrics | None = None,
+        metrics: ServerMetrics,
     ) -> None:
         self._inbox = inbox
         self._metrics = metrics
@@ -97,8 +97,6 @@ class StreamRun:
 
     def _decode(self, data: bytes) -> Any:
         """One audio message to 16 kHz PCM, counted and timed (seed 003/004 names)."""
-        if self._metrics is None:
-            return self._decoder.decode(data)
         started = time.perf_counter()
         pcm = self._decoder.decode(data)
         self._metrics.audio_load_seconds.labels(kind="stream").observe(time.perf_counter() - started)
