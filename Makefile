@@ -26,14 +26,14 @@ test: deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: deps
-	$(PY) -m stt_operator.demo
+	$(PY) -m stt_localfleet.demo
 
 lint: deps
-	$(VENV)/bin/ruff check server operator tests e2e
+	$(VENV)/bin/ruff check server operator localfleet tests e2e
 	$(VENV)/bin/hadolint Dockerfile.server Dockerfile.operator
 
 typecheck: deps
-	$(VENV)/bin/mypy server/stt_server operator/stt_operator
+	$(VENV)/bin/mypy server/stt_server operator/stt_operator localfleet/stt_localfleet
 
 proto: deps
 	$(PY) -m stt_server.proto_build

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfig, resource_path
-from stt_operator.localfleet.apiserver import LocalApiServer
+from stt_localfleet.apiserver import LocalApiServer
 from stt_operator.reconcile import apply_child, last_applied_of
 
 NS = "stt"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stt_operator.localfleet.patching import merge_patch
+from stt_localfleet.patching import merge_patch
 from stt_operator.reconcile import (
     LAST_APPLIED,
     desired_replicas,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfig, resource_path
-from stt_operator.localfleet.apiserver import LocalApiServer
+from stt_localfleet.apiserver import LocalApiServer
 from test_autoscaling_timer import CRD, LABELS, NS, FakePod, pod_object
 
 

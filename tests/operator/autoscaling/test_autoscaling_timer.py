@@ -20,7 +20,7 @@ from stt_operator.autoscaling.timer import (
     read_control_token,
     set_condition,
 )
-from stt_operator.localfleet.apiserver import LocalApiServer
+from stt_localfleet.apiserver import LocalApiServer
 
 NS = "stt"
 LABELS = {"app.kubernetes.io/name": "stt-server", "app.kubernetes.io/instance": "demo"}

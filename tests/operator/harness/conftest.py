@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest_asyncio
 from localfleet_http import Http
-from stt_operator.localfleet.apiserver import LocalApiServer
+from stt_localfleet.apiserver import LocalApiServer
 
 
 @pytest_asyncio.fixture

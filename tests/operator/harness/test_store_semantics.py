@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from localfleet_http import CONFIGMAPS, DEPLOYMENTS, Http, deployment
-from stt_operator.localfleet.apiserver import LocalApiServer
+from stt_localfleet.apiserver import LocalApiServer
 
 
 async def test_resource_version_increases_and_noop_writes_keep_it(http: Http) -> None:

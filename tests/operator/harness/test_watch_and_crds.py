@@ -14,7 +14,7 @@ import aiohttp
 import kopf
 import pytest
 from localfleet_http import CONFIGMAPS, DEPLOYMENTS, Http, deployment
-from stt_operator.localfleet.apiserver import LocalApiServer
+from stt_localfleet.apiserver import LocalApiServer
 
 WIDGETS = "/apis/example.com/v1/namespaces/test/widgets"
 WIDGET_CRD: dict[str, Any] = {
@@ -126,7 +126,7 @@ async def test_kopf_reads_the_written_kubeconfig(server: LocalApiServer, tmp_pat
 
 def test_module_entry_point_serves_and_writes_kubeconfig(tmp_path: pathlib.Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    proc = subprocess.Popen([sys.executable, "-m", "stt_operator.localfleet.apiserver", "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "stt_localfleet.apiserver", "--port", "0",
                              "--kubeconfig", str(kubeconfig), "--namespace", "demo"],
                             stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:

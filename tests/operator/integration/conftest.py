@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from operator_cluster import CRD_FILE, NAMESPACE, PROMETHEUS_CRDS, Cluster, running_operator
-from stt_operator.localfleet.apiserver import LocalApiServer
+from stt_localfleet.apiserver import LocalApiServer
 
 
 async def _cluster(tmp_path: pathlib.Path, *, monitoring: bool) -> AsyncIterator[Cluster]:

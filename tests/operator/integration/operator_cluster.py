@@ -19,8 +19,8 @@ from typing import Any, Final, TypeVar
 
 import aiohttp
 import yaml
-from stt_operator.localfleet.apiserver import LocalApiServer
-from stt_operator.localfleet.resources import ResourceType
+from stt_localfleet.apiserver import LocalApiServer
+from stt_localfleet.resources import ResourceType
 
 REPO: Final = pathlib.Path(__file__).resolve().parents[3]
 CRD_DIR: Final = REPO / "crds"
@@ -78,7 +78,7 @@ class Cluster:
         return self.server.apply(manifest)
 
     def patch(self, kind: str, name: str, patch: dict[str, Any], *, subresource: str | None = None) -> dict[str, Any]:
-        from stt_operator.localfleet.patching import merge_patch
+        from stt_localfleet.patching import merge_patch
 
         old = self.server.store.get(self.rtype(kind), NAMESPACE, name)
         return self.server.store.write_patched(self.rtype(kind), old, merge_patch(old, patch), subresource=subresource)

@@ -55,7 +55,7 @@ async def test_status_follows_the_deployment(cluster: Cluster) -> None:
 async def test_scale_subresource_drives_replicas(cluster: Cluster) -> None:
     name = await _ready_server(cluster)
     store, rtype = cluster.server.store, cluster.rtype("SttServer")
-    from stt_operator.localfleet import routing
+    from stt_localfleet import routing
 
     target = routing.Target(rtype, "test", name, "scale")
     routing.handle(store, target, method="PATCH", params={}, body={"spec": {"replicas": 3}},

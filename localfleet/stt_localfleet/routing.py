@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from stt_operator.localfleet import errors, patching
-from stt_operator.localfleet.resources import ResourceType, get_path, set_path
-from stt_operator.localfleet.selectors import SelectorError, field_predicate, label_predicate
-from stt_operator.localfleet.store import Store
+from stt_localfleet import errors, patching
+from stt_localfleet.resources import ResourceType, get_path, set_path
+from stt_localfleet.selectors import SelectorError, field_predicate, label_predicate
+from stt_localfleet.store import Store
 
 VERBS: Final = frozenset({"create", "delete", "get", "list", "patch", "update", "watch"})
 _PATH_RE = re.compile(r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))/(?P<rest>.+)$")

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from stt_operator.localfleet import crdschema, errors
-from stt_operator.localfleet.resources import BUILTINS, ResourceType, types_from_crd
+from stt_localfleet import crdschema, errors
+from stt_localfleet.resources import BUILTINS, ResourceType, types_from_crd
 
 ObjectKey = tuple[tuple[str, str, str], str | None, str]
 HISTORY_SIZE: Final = 20000

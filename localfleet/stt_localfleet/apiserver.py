@@ -39,9 +39,9 @@ import yaml
 from kmock._internal import parsing as kmock_parsing
 from typing_extensions import override
 
-from stt_operator.localfleet import errors, routing, watching
-from stt_operator.localfleet.faults import FaultPlan
-from stt_operator.localfleet.store import CRD_KEY, Store
+from stt_localfleet import errors, routing, watching
+from stt_localfleet.faults import FaultPlan
+from stt_localfleet.store import CRD_KEY, Store
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m stt_operator.localfleet.apiserver --port P --kubeconfig OUT [--crds PATH ...]`."""
+    """`python -m stt_localfleet.apiserver --port P --kubeconfig OUT [--crds PATH ...]`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on stdout)")

@@ -6,7 +6,7 @@ new connections round-robin over the ready, not-terminating pods the Service sel
 stays on the pod it was given until one side closes it, so a draining pod finishes its streams
 while new ones go elsewhere (like kube-proxy's conntrack-pinned flows).
 
-Run: `python -m stt_operator.localfleet.nodeport` with KUBECONFIG set.
+Run: `python -m stt_localfleet.nodeport` with KUBECONFIG set.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from stt_operator.autoscaling.kubeapi import (
 )
 from stt_operator.autoscaling.scraper import pod_is_ready
 
-log = logging.getLogger("stt_operator.localfleet.nodeport")
+log = logging.getLogger("stt_localfleet.nodeport")
 NODE_PORT_RANGE: Final = (30000, 32767)
 
 

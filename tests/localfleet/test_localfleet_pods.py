@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from stt_operator.localfleet.pods import AddressPool, LocalPod, deletion_rank, deployment_status, pod_status
+from stt_localfleet.pods import AddressPool, LocalPod, deletion_rank, deployment_status, pod_status
 
 
 def local_pod(name: str, *, ready: bool = False, ready_since: float = 0.0, created: float = 0.0,

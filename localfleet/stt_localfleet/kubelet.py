@@ -9,7 +9,7 @@ marks them (`deletionTimestamp`); the kubelet then sends SIGTERM, waits up to
 `terminationGracePeriodSeconds`, SIGKILLs if needed, and releases the finalizer. docs/localfleet.md
 lists what is not emulated.
 
-Run: `python -m stt_operator.localfleet.kubelet --workdir DIR` with KUBECONFIG set.
+Run: `python -m stt_localfleet.kubelet --workdir DIR` with KUBECONFIG set.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any, Final
 import aiohttp
 
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_env, resource_path
-from stt_operator.localfleet.podprocess import LaunchError, PodProcess, plan_launch
-from stt_operator.localfleet.pods import (
+from stt_localfleet.podprocess import LaunchError, PodProcess, plan_launch
+from stt_localfleet.pods import (
     AddressPool,
     LocalPod,
     container_ports,
@@ -40,7 +40,7 @@ from stt_operator.localfleet.pods import (
     template_hash,
 )
 
-log = logging.getLogger("stt_operator.localfleet.kubelet")
+log = logging.getLogger("stt_localfleet.kubelet")
 FINALIZER: Final = "localfleet.sttfleet.io/kubelet"
 NODE_NAME: Final = "localfleet"
 SERVER_LABEL: Final = ("app.kubernetes.io/name", "stt-server")

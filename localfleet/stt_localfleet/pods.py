@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stt_operator.autoscaling.kubeapi import resource_path
-from stt_operator.localfleet.podprocess import LaunchPlan, PodProcess
+from stt_localfleet.podprocess import LaunchPlan, PodProcess
 
 
 def now_iso() -> str:

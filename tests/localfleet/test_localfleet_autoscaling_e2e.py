@@ -29,8 +29,8 @@ import pytest
 import yaml
 from stt_operator.autoscaling.kubeapi import KubeApi, resource_path
 from stt_operator.autoscaling.scraper import pod_targets
-from stt_operator.localfleet.fleet import CRDS_DIR, LocalFleet
-from stt_operator.localfleet.loadgen import LoadGenerator, OwnConnectionClient, wait_serving
+from stt_localfleet.fleet import CRDS_DIR, LocalFleet
+from stt_localfleet.loadgen import LoadGenerator, OwnConnectionClient, wait_serving
 from stt_server.bench.workload import SENTENCES, compose, synthesize
 from stt_server.client import WavAudio
 

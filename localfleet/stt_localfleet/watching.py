@@ -18,10 +18,10 @@ from typing import Any, Final
 
 import aiohttp.web
 
-from stt_operator.localfleet import errors
-from stt_operator.localfleet.routing import Target
-from stt_operator.localfleet.selectors import SelectorError, field_predicate, label_predicate
-from stt_operator.localfleet.store import Change, Store
+from stt_localfleet import errors
+from stt_localfleet.routing import Target
+from stt_localfleet.selectors import SelectorError, field_predicate, label_predicate
+from stt_localfleet.store import Change, Store
 
 DEFAULT_TIMEOUT_SEC: Final = 1800.0
 

@@ -12,7 +12,7 @@ import psutil
 import pytest
 import yaml
 from stt_operator.autoscaling.kubeapi import resource_path
-from stt_operator.localfleet.fleet import LocalFleet
+from stt_localfleet.fleet import LocalFleet
 
 # A minimal SttServer CRD (the real one is exercised by the e2e test), with the status subresource.
 CRD = {
@@ -56,7 +56,7 @@ async def test_fleet_serves_the_api_and_stops_everything_on_an_error(tmp_path: P
 SCRIPT = """
 import asyncio, json, sys
 from pathlib import Path
-from stt_operator.localfleet.fleet import LocalFleet
+from stt_localfleet.fleet import LocalFleet
 async def main():
     async with LocalFleet(namespace="demo", workdir=Path(sys.argv[1]), crds=Path(sys.argv[2]),
                           operator_cmd=[sys.executable, "-c", "import time; time.sleep(600)"]) as fleet:

@@ -25,9 +25,9 @@ from typing import Any, Final, Self
 import aiohttp
 
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_kubeconfig, resource_path
-from stt_operator.localfleet.spawn import tied_to_parent
+from stt_localfleet.spawn import tied_to_parent
 
-REPO_ROOT: Final = Path(__file__).resolve().parents[3]
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 CRDS_DIR: Final = REPO_ROOT / "crds"
 STOP_TIMEOUT_SEC: Final = 10.0
 
@@ -97,16 +97,16 @@ class LocalFleet:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             py = sys.executable
-            await self._spawn("apiserver", [py, "-m", "stt_operator.localfleet.apiserver", "--kubeconfig",
+            await self._spawn("apiserver", [py, "-m", "stt_localfleet.apiserver", "--kubeconfig",
                                             str(self.kubeconfig), "--crds", str(self.crds),
                                             "--namespace", self.namespace])
             await self._wait_for_file(self.kubeconfig, "apiserver")
             self._api = KubeApi(credentials_from_kubeconfig(self.kubeconfig))
             await self._api.__aenter__()
             await self._wait_for_api()
-            await self._spawn("kubelet", [py, "-m", "stt_operator.localfleet.kubelet", "--workdir",
+            await self._spawn("kubelet", [py, "-m", "stt_localfleet.kubelet", "--workdir",
                                           str(self.workdir / "pods"), "--resync", str(self.kubelet_resync_sec)])
-            await self._spawn("nodeport", [py, "-m", "stt_operator.localfleet.nodeport"])
+            await self._spawn("nodeport", [py, "-m", "stt_localfleet.nodeport"])
             await self._spawn("operator", self.operator_cmd)
             await asyncio.sleep(0.5)
             self.check_alive()

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from stt_operator.localfleet.nodeport import NodePortProxy, endpoints
+from stt_localfleet.nodeport import NodePortProxy, endpoints
 
 
 def free_port() -> int:

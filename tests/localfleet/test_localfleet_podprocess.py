@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from stt_operator.localfleet.podprocess import LaunchError, LaunchPlan, PodProcess, plan_launch
+from stt_localfleet.podprocess import LaunchError, LaunchPlan, PodProcess, plan_launch
 
 POD = {
     "metadata": {"name": "demo-abc", "namespace": "stt"},

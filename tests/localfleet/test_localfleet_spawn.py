@@ -8,13 +8,13 @@ import time
 
 import psutil
 import pytest
-from stt_operator.localfleet.spawn import tied_to_parent
+from stt_localfleet.spawn import tied_to_parent
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
 
 PARENT = """
 import subprocess, sys, time
-from stt_operator.localfleet.spawn import tied_to_parent
+from stt_localfleet.spawn import tied_to_parent
 child = subprocess.Popen(tied_to_parent([sys.executable, "-c", "import time; time.sleep(60)"]))
 print(child.pid, flush=True)
 time.sleep(60)

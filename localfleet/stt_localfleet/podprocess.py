@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from stt_operator.localfleet.spawn import tied_to_parent
+from stt_localfleet.spawn import tied_to_parent
 
 DEFAULT_GRACE_SEC: Final = 30.0
 INHERITED_ENV: Final = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")

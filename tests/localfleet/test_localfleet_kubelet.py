@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 import pytest
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfig, resource_path
-from stt_operator.localfleet.apiserver import LocalApiServer
-from stt_operator.localfleet.kubelet import Kubelet
+from stt_localfleet.apiserver import LocalApiServer
+from stt_localfleet.kubelet import Kubelet
 
 STANDIN = '''
 import http.server, json, os, signal, sys, threading, time

@@ -1,4 +1,4 @@
-"""`python -m stt_operator.demo` (what `make demo` runs): the whole system on this machine, end to end.
+"""`python -m stt_localfleet.demo` (what `make demo` runs): the whole system on this machine, end to end.
 
 It starts the local fleet (API server, kubelet, NodePort proxy, the real `stt-operator`), applies
 `crds/samples/demo.yaml`, waits for Ready and prints the `kubectl get stt` table, streams a
@@ -28,9 +28,9 @@ import yaml
 from stt_server.client import SttClientError
 
 from stt_operator.autoscaling.kubeapi import resource_path
-from stt_operator.localfleet.fleet import CRDS_DIR, REPO_ROOT, FleetError, LocalFleet, event_lines
-from stt_operator.localfleet.loadgen import LoadGenerator, wait_serving
-from stt_operator.localfleet.printing import printer_table
+from stt_localfleet.fleet import CRDS_DIR, REPO_ROOT, FleetError, LocalFleet, event_lines
+from stt_localfleet.loadgen import LoadGenerator, wait_serving
+from stt_localfleet.printing import printer_table
 
 SAMPLE: Final = REPO_ROOT / "crds" / "samples" / "demo.yaml"
 SENTENCE: Final = "The customer asked for a demo of the streaming transcription feature."

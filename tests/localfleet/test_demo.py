@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from stt_operator.demo import default_workers, main
-from stt_operator.localfleet.fleet import event_lines
-from stt_operator.localfleet.printing import json_path, printer_table
+from stt_localfleet.demo import default_workers, main
+from stt_localfleet.fleet import event_lines
+from stt_localfleet.printing import json_path, printer_table
 
 CRD = {"spec": {"versions": [{"name": "v1alpha1", "served": True, "additionalPrinterColumns": [
     {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
