@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import yaml
 
-from stt_operator.crd_schema import spec_schema, status_schema
+from stt_operator.crd_schema import name_rules, spec_schema, status_schema
 
 GROUP: Final = "sttfleet.io"
 VERSION: Final = "v1alpha1"
@@ -45,6 +45,7 @@ def build_crd() -> dict[str, Any]:
                         "spec": spec_schema(),
                         "status": status_schema(),
                     },
+                    "x-kubernetes-validations": name_rules(),
                 }},
                 "subresources": {
                     "status": {},

@@ -3,11 +3,18 @@
 Defaults here match `stt_operator.spec_sections` (a test checks that a defaulted object parses to
 the same spec as the bare one). CEL rules repeat what `parse_spec` checks, so admission rejects
 what the operator would refuse anyway.
+
+The API server checks every `default` against the CEL rules of its level, on the raw value before
+nested defaults fill in: a level defaulting to `{}` would fail a rule that reads `self.grpcPort`
+("no such key") and the whole CRD would be refused. Rules on such levels therefore read a field only
+behind `has()`; real objects are defaulted before validation, so the guard changes nothing for them.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from stt_operator.spec import NAME_LENGTH_MESSAGE, NAME_MAX_LENGTH, NAME_PATTERN, NAME_PATTERN_MESSAGE
 
 
 def obj(properties: dict[str, Any], *, required: list[str] | None = None, description: str = "",
@@ -18,10 +25,14 @@ def obj(properties: dict[str, Any], *, required: list[str] | None = None, descri
     if required:
         schema["required"] = required
     if rules:
-        schema["x-kubernetes-validations"] = [{"rule": rule, "message": message} for rule, message in rules]
+        schema["x-kubernetes-validations"] = validations(rules)
     if default is not None:
         schema["default"] = default
     return schema
+
+
+def validations(rules: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"rule": rule, "message": message} for rule, message in rules]
 
 
 def string(description: str = "", *, enum: list[str] | None = None, default: str | None = None,
@@ -107,7 +118,7 @@ def _model() -> dict[str, Any]:
     return obj({"name": string("model name; tiny.en is bundled in the image", default="tiny.en", min_length=1),
                 "cache": cache,
                 "path": string("model directory inside the cache volume")},
-               default={}, rules=[("self.name == 'tiny.en' || has(self.cache)",
+               default={}, rules=[("!has(self.name) || self.name == 'tiny.en' || has(self.cache)",
                                    "a model other than the bundled tiny.en needs a cache volume")])
 
 
@@ -121,9 +132,10 @@ def _service() -> dict[str, Any]:
         "nodePort": integer("fixed node port for gRPC (NodePort only)", **node_port),
         "httpNodePort": integer("fixed node port for HTTP (NodePort only)", **node_port),
     }, default={}, rules=[
-        ("self.type == 'NodePort' || (!has(self.nodePort) && !has(self.httpNodePort))",
+        ("(has(self.type) && self.type == 'NodePort') || (!has(self.nodePort) && !has(self.httpNodePort))",
          "nodePort and httpNodePort are only allowed with type NodePort"),
-        ("self.grpcPort != self.httpPort", "grpcPort and httpPort must differ"),
+        ("!has(self.grpcPort) || !has(self.httpPort) || self.grpcPort != self.httpPort",
+         "grpcPort and httpPort must differ"),
         ("!has(self.nodePort) || !has(self.httpNodePort) || self.nodePort != self.httpNodePort",
          "nodePort and httpNodePort must differ"),
     ])
@@ -180,11 +192,23 @@ def _autoscaling() -> dict[str, Any]:
         "scrapeIntervalSeconds": number("seconds between scrapes", minimum=1, maximum=600, default=15),
         "behavior": obj({"scaleUp": _scaling_rules("as the HPA's behavior.scaleUp"),
                          "scaleDown": _scaling_rules("as the HPA's behavior.scaleDown")}),
-    }, default={}, rules=[("self.minReplicas <= self.maxReplicas", "minReplicas must be <= maxReplicas")])
+    }, default={}, rules=[("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+                           "minReplicas must be <= maxReplicas")])
+
+
+def name_rules() -> list[dict[str, str]]:
+    """Root-level rules on `metadata.name` (CEL may read it only at the root): children are named after it."""
+    return validations([
+        (f"size(self.metadata.name) <= {NAME_MAX_LENGTH}", f"metadata.name {NAME_LENGTH_MESSAGE}"),
+        (f"self.metadata.name.matches('{NAME_PATTERN}')", f"metadata.name {NAME_PATTERN_MESSAGE}"),
+    ])
 
 
 def spec_schema() -> dict[str, Any]:
-    """`.spec`: only `image` is required."""
+    """`.spec`: only `image` is required.
+
+    `spec` has no default and `device` and `gpu` do, so its rules always see both fields.
+    """
     return obj({
         "image": string("stt-server image", min_length=1),
         "imagePullPolicy": string(enum=["Always", "IfNotPresent", "Never"], default="IfNotPresent"),

@@ -8,6 +8,7 @@ handler turns it into a `Degraded` condition and `kopf.PermanentError`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -38,6 +39,17 @@ __all__ = [
 DEVICES: Final = ("auto", "cpu", "cuda")
 COMPUTE_TYPES: Final = ("auto", "int8", "int8_float16", "float16", "float32")
 PULL_POLICIES: Final = ("Always", "IfNotPresent", "Never")
+
+# Every child is named exactly `<name>` (builders.labels.metadata), and a Service name must be a
+# DNS-1035 label. The builders add no suffix; the longest one comes from the Deployment controller:
+# ReplicaSets are `<name>-<pod-template-hash>`, the hash up to 10 characters, so 52 + 11 = 63 keeps
+# them a DNS label too. The CRD's root CEL rules (crd_schema.name_rules) say the same at admission.
+NAME_PATTERN: Final = "^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_MAX_LENGTH: Final = 52
+NAME_PATTERN_MESSAGE: Final = ("must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter "
+                               "and ending with a letter or digit) because it names the Service")
+NAME_LENGTH_MESSAGE: Final = (f"must be at most {NAME_MAX_LENGTH} characters so the ReplicaSet names derived from it "
+                              "(name, '-' and a hash of up to 10 characters) stay within 63")
 
 
 @dataclass(frozen=True)
@@ -76,9 +88,10 @@ def parse_spec(body: Mapping[str, Any]) -> SttServerSpec:
     name = meta.get("name")
     if not isinstance(name, str) or not name:
         raise SpecError("metadata.name", "is required")
-    if len(name) > 52:
-        # Children add suffixes (ReplicaSet hashes, pod names), and label values stop at 63.
-        raise SpecError("metadata.name", f"must be at most 52 characters, got {len(name)}")
+    if len(name) > NAME_MAX_LENGTH:
+        raise SpecError("metadata.name", f"{NAME_LENGTH_MESSAGE}, got {len(name)}")
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise SpecError("metadata.name", f"{NAME_PATTERN_MESSAGE}, got {name!r}")
     spec = Reader(body.get("spec"), "spec")
     image = spec.string("image", required=True)
     if not image.strip():
