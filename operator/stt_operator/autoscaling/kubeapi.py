@@ -184,9 +184,12 @@ class KubeApi:
             if exc.status != 404:
                 raise
 
-    async def watch(self, path: str) -> AsyncIterator[dict[str, Any]]:
-        """Yield watch events (`{"type", "object"}`) until the server closes the stream."""
-        async with self.session.get(self.credentials.server + path, params={"watch": "true"},
+    async def watch(self, path: str, *, params: Mapping[str, str] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Yield watch events (`{"type", "object"}`) until the server closes the stream.
+
+        `params` adds query parameters, e.g. `resourceVersion`, `labelSelector`, `timeoutSeconds`.
+        """
+        async with self.session.get(self.credentials.server + path, params={**(params or {}), "watch": "true"},
                                     timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as resp:
             if resp.status >= 400:
                 raise ApiError(resp.status, (await resp.text())[:500])
