@@ -1,10 +1,14 @@
-"""The local fleet: API server, kubelet, NodePort proxy and the real operator, as separate processes.
+"""The local fleet: the real control plane, the process kubelet as node `localfleet`, and the NodePort proxy.
 
-`LocalFleet` is an async context manager. On enter it starts, in order, the local API server
-(`localfleet.apiserver`, which installs the CRDs and writes a kubeconfig), the kubelet, the NodePort
-proxy and `stt-operator run --standalone`; on exit (also on errors and Ctrl-C) it stops them in
-reverse order with SIGTERM, waits, and SIGKILLs stragglers, so that no process outlives it. The
-kubelet stops its server pods itself, each with its grace period. Logs go to `<workdir>/<name>.log`.
+`LocalFleet` is an async context manager. On enter it starts the `ControlPlane` (etcd,
+kube-apiserver, kube-controller-manager, kube-scheduler), then the kubelet and the NodePort proxy
+as processes of their own, waits until Node `localfleet` is Ready and only then writes the admin
+kubeconfig to `<workdir>/kubeconfig`, so that a file there means a usable cluster. On exit (also on
+errors and Ctrl-C) it stops them newest first: the kubelet stops its pods with their grace
+periods, and every process is tied to its parent's life (`spawn.tied_to_parent`).
+
+`kubectl` and `helm` (from `binaries.bin_dir()`) are run against it with `fleet.kubectl(...)` and
+`fleet.helm(...)`; `fleet.api` is a thin async client with admin rights.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,43 +28,31 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
-import aiohttp
-
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_kubeconfig, resource_path
+
+from stt_localfleet import binaries
+from stt_localfleet.controlplane import NODE_NAME, ControlPlane, ControlPlaneError
 from stt_localfleet.spawn import tied_to_parent
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 CRDS_DIR: Final = REPO_ROOT / "crds"
+CHART_DIR: Final = REPO_ROOT / "charts" / "stt-operator"
 STOP_TIMEOUT_SEC: Final = 10.0
-
-# kind -> (apiVersion, plural, namespaced) for what manifests may hold.
-KINDS: Final[Mapping[str, tuple[str, str, bool]]] = {
-    "Namespace": ("v1", "namespaces", False),
-    "Secret": ("v1", "secrets", True),
-    "ConfigMap": ("v1", "configmaps", True),
-    "SttServer": ("sttfleet.io/v1alpha1", "sttservers", True),
-}
+KUBELET_STOP_TIMEOUT_SEC: Final = 60.0  # it waits out its pods' grace periods first
 
 
 class FleetError(RuntimeError):
-    """A fleet process failed to start; the message names it and points at its log."""
-
-
+    """A fleet process failed to start or a wait ran out; the message names it and quotes its log."""
 
 
 class LocalFleet:
-    """Start the whole local cluster and the operator; `api` talks to it once entered."""
+    """The whole one-machine cluster; `api`, `kubectl()` and `helm()` talk to it once entered."""
 
-    def __init__(self, *, namespace: str = "stt", workdir: Path | None = None, crds: Path = CRDS_DIR,
-                 operator_cmd: Sequence[str] | None = None, kubelet_resync_sec: float = 0.5) -> None:
-        self.namespace = namespace
+    def __init__(self, *, workdir: Path | None = None, audit: bool = False, backoff_scale: float = 1.0) -> None:
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="stt-localfleet-")
-        self.workdir = workdir or Path(self._tmp.name)  # type: ignore[union-attr]
-        self.crds = crds
-        bin_dir = Path(sys.executable).parent
-        self.operator_cmd = list(operator_cmd or [str(bin_dir / "stt-operator"), "run", "--standalone",
-                                                  "--namespace", namespace])
-        self.kubelet_resync_sec = kubelet_resync_sec
+        self.workdir = (workdir or Path(self._tmp.name)).resolve()  # type: ignore[union-attr]
+        self.control_plane = ControlPlane(workdir=self.workdir, audit=audit)
+        self.backoff_scale = backoff_scale
         self.kubeconfig = self.workdir / "kubeconfig"
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self._api: KubeApi | None = None
@@ -71,45 +65,35 @@ class LocalFleet:
         return self._api
 
     @property
-    def operator_pid(self) -> int | None:
-        proc = self.processes.get("operator")
-        return proc.pid if proc else None
+    def bin_dir(self) -> Path:
+        return self.control_plane.bin_dir
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
-
-    async def _spawn(self, name: str, argv: Sequence[str]) -> asyncio.subprocess.Process:
-        log = (self.workdir / f"{name}.log").open("ab")
-        try:
-            env = self.env()
-            proc = await asyncio.create_subprocess_exec(
-                *tied_to_parent(argv, path=env.get("PATH")), env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=log, stderr=log, start_new_session=True)
-        except FileNotFoundError as exc:
-            raise FleetError(f"cannot start {name}: {argv[0]} not found") from exc
-        finally:
-            log.close()
-        self.processes[name] = proc
-        return proc
+        """The environment for kubectl, helm and our own clients: the admin kubeconfig, the bin folder first."""
+        return {**os.environ, "KUBECONFIG": str(self.control_plane.admin_kubeconfig), "PYTHONUNBUFFERED": "1",
+                "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                "HELM_CACHE_HOME": str(self.workdir / "helm" / "cache"),
+                "HELM_CONFIG_HOME": str(self.workdir / "helm" / "config"),
+                "HELM_DATA_HOME": str(self.workdir / "helm" / "data")}
 
     async def __aenter__(self) -> Self:
         self.started_at = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig.unlink(missing_ok=True)
         try:
-            py = sys.executable
-            await self._spawn("apiserver", [py, "-m", "stt_localfleet.apiserver", "--kubeconfig",
-                                            str(self.kubeconfig), "--crds", str(self.crds),
-                                            "--namespace", self.namespace])
-            await self._wait_for_file(self.kubeconfig, "apiserver")
-            self._api = KubeApi(credentials_from_kubeconfig(self.kubeconfig))
+            await self.control_plane.start()
+            self._api = KubeApi(credentials_from_kubeconfig(self.control_plane.admin_kubeconfig))
             await self._api.__aenter__()
-            await self._wait_for_api()
-            await self._spawn("kubelet", [py, "-m", "stt_localfleet.kubelet", "--workdir",
-                                          str(self.workdir / "pods"), "--resync", str(self.kubelet_resync_sec)])
-            await self._spawn("nodeport", [py, "-m", "stt_localfleet.nodeport"])
-            await self._spawn("operator", self.operator_cmd)
-            await asyncio.sleep(0.5)
-            self.check_alive()
+            py = sys.executable
+            await self._spawn("kubelet", [
+                py, "-m", "stt_localfleet.kubelet", "--kubeconfig", str(self.control_plane.kubelet_kubeconfig),
+                "--api-server", self.control_plane.server_url, "--workdir", str(self.workdir / "pods"),
+                "--node-name", NODE_NAME, "--backoff-scale", str(self.backoff_scale)])
+            await self._spawn("nodeport", [py, "-m", "stt_localfleet.nodeport",
+                                           "--kubeconfig", str(self.control_plane.admin_kubeconfig)])
+            await self._wait_node_ready()
+            shutil.copyfile(self.control_plane.admin_kubeconfig, self.kubeconfig.with_suffix(".partial"))
+            self.kubeconfig.with_suffix(".partial").replace(self.kubeconfig)
         except BaseException:
             await self.stop(keep_logs=True)
             raise
@@ -120,96 +104,101 @@ class LocalFleet:
         # After a failure the logs are what a person needs: keep a temporary work dir then.
         await self.stop(keep_logs=exc is not None)
 
+    async def _spawn(self, name: str, argv: Sequence[str]) -> None:
+        log_path = self.control_plane.logs / f"{name}.log"
+        with log_path.open("ab") as log:
+            env = self.env()
+            self.processes[name] = await asyncio.create_subprocess_exec(
+                *tied_to_parent(argv, path=env.get("PATH")), env=env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=log, stderr=log, start_new_session=True)
+
     def check_alive(self) -> None:
         """Raise FleetError naming any fleet process that has exited, with its log's tail."""
+        try:
+            self.control_plane.check_alive()
+        except ControlPlaneError as exc:
+            raise FleetError(str(exc)) from exc
         for name, proc in self.processes.items():
             if proc.returncode is not None:
-                raise FleetError(f"{name} exited with code {proc.returncode}; last log lines:\n{self.log_tail(name)}")
+                raise FleetError(f"{name} exited with code {proc.returncode}; its log ends:\n{self.log_tail(name)}")
 
-    def log_tail(self, name: str, lines: int = 15) -> str:
-        path = self.workdir / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        return self.control_plane.log_tail(name, lines)
 
-    async def _wait_for_file(self, path: Path, name: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not path.exists():
-            self.check_alive()
-            if time.monotonic() > deadline:
-                raise FleetError(f"{name} did not come up within {timeout:g} s:\n{self.log_tail(name)}")
-            await asyncio.sleep(0.05)
-
-    async def _wait_for_api(self, timeout: float = 30.0) -> None:
+    async def _wait_node_ready(self, timeout: float = 60.0) -> None:
+        path = resource_path("v1", "nodes", name=NODE_NAME)
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                await self.api.list(resource_path("v1", "namespaces"))
-                return
-            except (ApiError, OSError, aiohttp.ClientError, ValueError) as exc:  # not up yet
-                self.check_alive()
-                if time.monotonic() > deadline:
-                    raise FleetError(f"API server not answering: {exc}") from exc
-                await asyncio.sleep(0.1)
+            self.check_alive()
+            with contextlib.suppress(ApiError):
+                node = await self.api.get(path)
+                if any(c.get("type") == "Ready" and c.get("status") == "True"
+                       for c in (node.get("status") or {}).get("conditions") or ()):
+                    return
+            if time.monotonic() > deadline:
+                raise FleetError(f"node {NODE_NAME} not Ready within {timeout:g} s; the kubelet's log ends:\n"
+                                 f"{self.log_tail('kubelet')}")
+            await asyncio.sleep(0.1)
 
     async def stop(self, *, keep_logs: bool = False) -> None:
-        """Stop every process, newest first; the kubelet gets time to drain its pods."""
+        """Stop the node's processes (the kubelet drains its pods), then the control plane."""
         if self._api is not None:
             with contextlib.suppress(Exception):
                 await self._api.__aexit__(None, None, None)
             self._api = None
+        self.kubeconfig.unlink(missing_ok=True)
         for name in reversed(list(self.processes)):
             proc = self.processes[name]
             if proc.returncode is not None:
                 continue
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
-            # The kubelet waits out its pods' grace periods before it exits.
-            timeout = STOP_TIMEOUT_SEC * (4 if name == "kubelet" else 1)
             try:
-                await asyncio.wait_for(proc.wait(), timeout)
+                async with asyncio.timeout(KUBELET_STOP_TIMEOUT_SEC if name == "kubelet" else STOP_TIMEOUT_SEC):
+                    await proc.wait()
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
+        self.processes.clear()
+        await self.control_plane.stop()
         if self._tmp is not None and not keep_logs:
             self._tmp.cleanup()
         elif self._tmp is not None:
             self._tmp._finalizer.detach()  # type: ignore[attr-defined]  # keep it past interpreter exit
 
-    async def apply(self, manifests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """Create each object (or merge-patch it when it exists), in the fleet's namespace by default."""
-        out = []
-        for manifest in manifests:
-            kind = manifest.get("kind", "")
-            if kind not in KINDS:
-                raise FleetError(f"apply: kind {kind!r} is not one the demo applies ({', '.join(KINDS)})")
-            api_version, plural, namespaced = KINDS[kind]
-            namespace = (manifest.get("metadata") or {}).get("namespace") or self.namespace if namespaced else None
-            body = {**manifest, "metadata": {**manifest.get("metadata", {}),
-                                             **({"namespace": namespace} if namespace else {})}}
-            name = body["metadata"]["name"]
-            existing = await self.api.get_or_none(resource_path(api_version, plural, namespace=namespace, name=name))
-            if existing is None:
-                out.append(await self.api.create(resource_path(api_version, plural, namespace=namespace), body))
-            else:
-                out.append(await self.api.merge_patch(
-                    resource_path(api_version, plural, namespace=namespace, name=name),
-                    {k: v for k, v in body.items() if k not in ("apiVersion", "kind", "status")}))
-        return out
+    # The real tools against this cluster.
+    async def run_tool(self, tool: str, *args: str, check: bool = True, stdin: str | None = None,
+                       timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+        """Run `kubectl` or `helm` with the admin kubeconfig; FleetError with its output when it fails."""
+        return await run_tool(binaries.tool(tool), args, env=self.env(), check=check, stdin=stdin, timeout=timeout)
+
+    async def kubectl(self, *args: str, check: bool = True, stdin: str | None = None,
+                      timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+        return await self.run_tool("kubectl", *args, check=check, stdin=stdin, timeout=timeout)
+
+    async def helm(self, *args: str, check: bool = True, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+        return await self.run_tool("helm", *args, check=check, timeout=timeout)
+
+    async def kubectl_json(self, *args: str) -> Any:
+        return json.loads((await self.kubectl(*args, "-o", "json")).stdout)
 
 
-def event_lines(events: Sequence[Mapping[str, Any]]) -> list[str]:
-    """`kubectl get events`-style lines (core/v1 or events.k8s.io/v1), oldest first."""
-    rows = []
-    for ev in events:
-        obj = ev.get("involvedObject") or ev.get("regarding") or {}
-        stamp = ev.get("lastTimestamp") or ev.get("eventTime") or ev.get("firstTimestamp") or \
-            (ev.get("metadata") or {}).get("creationTimestamp") or ""
-        line = (f"{stamp[11:19] if len(stamp) >= 19 else stamp:8}  {ev.get('type', ''):7}  "
-                f"{ev.get('reason', ''):24}  {obj.get('kind', '')}/{obj.get('name', '')}  "
-                f"{ev.get('message') or ev.get('note', '')}")
-        rows.append((str(stamp), line))
-    return [line for _, line in sorted(rows)]
-
-
-def dump(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True)
+async def run_tool(path: Path, args: Sequence[str], *, env: Mapping[str, str], check: bool = True,
+                   stdin: str | None = None, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+    """Run one of the Go-built tools; its output is returned (and quoted in FleetError on failure)."""
+    proc = await asyncio.create_subprocess_exec(
+        str(path), *args, env=dict(env), stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise FleetError(f"{path.name} {' '.join(args)} did not finish within {timeout:g} s") from None
+    result = subprocess.CompletedProcess([path.name, *args], proc.returncode or 0, out.decode(), err.decode())
+    if check and result.returncode != 0:
+        raise FleetError(f"{path.name} {' '.join(args)} failed with exit code {result.returncode}:\n"
+                         f"{result.stderr.strip() or result.stdout.strip()}")
+    return result

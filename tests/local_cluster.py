@@ -1,0 +1,176 @@
+"""The test session's one-machine Kubernetes cluster (`stt-localfleet up`) and the operator installed by helm.
+
+`start_cluster` runs `stt-localfleet up --dir DIR --audit` as a subprocess and waits for
+`DIR/kubeconfig`, which appears only once node `localfleet` is Ready. `LocalCluster` runs the real
+`kubectl` and `helm` against it. Each test gets a namespace of its own (`new_namespace`), so tests
+share the control plane without seeing each other's objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+REPO: Final = Path(__file__).resolve().parents[1]
+CHART: Final = REPO / "charts" / "stt-operator"
+OPERATOR_NAMESPACE: Final = "stt-system"
+OPERATOR_RELEASE: Final = "stt-operator"
+T = TypeVar("T")
+_names = itertools.count(1)
+
+
+class ClusterError(AssertionError):
+    """The cluster or a tool run against it failed; the message carries the tool's output or a log."""
+
+
+@dataclass
+class LocalCluster:
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+    namespaces: list[str] = field(default_factory=list)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    @property
+    def bin_dir(self) -> Path:
+        from stt_localfleet import binaries
+
+        return binaries.bin_dir()
+
+    @property
+    def audit_log(self) -> Path:
+        return self.workdir / "logs" / "audit.log"
+
+    def log(self, name: str) -> Path:
+        return self.workdir / "logs" / f"{name}.log"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig),
+                "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                "HELM_CACHE_HOME": str(self.workdir / "helm"), "HELM_CONFIG_HOME": str(self.workdir / "helm"),
+                "HELM_DATA_HOME": str(self.workdir / "helm")}
+
+    def run(self, tool: str, *args: str, check: bool = True, stdin: str | None = None,
+            timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(self.bin_dir / tool), *args], env=self.env(), input=stdin, text=True,
+                                capture_output=True, timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            raise ClusterError(f"{tool} {' '.join(args)} failed ({result.returncode}):\n{result.stderr or result.stdout}")
+        return result
+
+    def kubectl(self, *args: str, check: bool = True, stdin: str | None = None,
+                timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+        return self.run("kubectl", *args, check=check, stdin=stdin, timeout=timeout)
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+        return self.run("helm", *args, check=check, timeout=timeout)
+
+    def get(self, kind: str, name: str | None = None, *, namespace: str | None = None,
+            selector: str | None = None) -> Any:
+        """`kubectl get -o json`: the object (None when it is not there), or the list's items."""
+        args = ["get", kind, *([name] if name else []), "-o", "json"]
+        args += ["-n", namespace] if namespace else []
+        args += ["-l", selector] if selector else []
+        result = self.kubectl(*args, check=False)
+        if result.returncode != 0:
+            if "NotFound" in result.stderr:
+                return None
+            raise ClusterError(f"kubectl {' '.join(args)}: {result.stderr}")
+        doc = json.loads(result.stdout)
+        return doc if name else doc.get("items", [])
+
+    def apply(self, manifests: Sequence[Mapping[str, Any]] | Mapping[str, Any], *, namespace: str,
+              check: bool = True) -> subprocess.CompletedProcess[str]:
+        docs = [manifests] if isinstance(manifests, Mapping) else list(manifests)
+        return self.kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                                   "items": docs}), check=check)
+
+    def new_namespace(self, prefix: str = "t") -> str:
+        name = f"{prefix[:40]}-{os.getpid() % 10000}-{next(_names)}"
+        self.kubectl("create", "namespace", name)
+        self.namespaces.append(name)
+        return name
+
+    def delete_namespace(self, name: str) -> None:
+        # Not waited for: the namespace controller and the kubelet finish it in the background.
+        self.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise ClusterError(f"stt-localfleet up exited with {self.process.returncode}:\n{tail(self.log('up'))}")
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else f"({path} missing)"
+
+
+def wait_until(probe: Callable[[], T | None], *, what: str, timeout: float = 60.0, every: float = 0.2) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` and the last value."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last value: {last!r}")
+
+
+def start_cluster(workdir: Path, *, timeout: float = 120.0) -> LocalCluster:
+    """`stt-localfleet up --dir workdir --audit` in the background; returns once the kubeconfig is there."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "logs").mkdir(exist_ok=True)
+    cluster = LocalCluster(workdir)
+    with (workdir / "logs" / "up.log").open("ab") as log:
+        cluster.process = subprocess.Popen(
+            [sys.executable, "-m", "stt_localfleet.cli", "up", "--dir", str(workdir), "--audit",
+             "--backoff-scale", "0.1"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until(lambda: cluster.check_alive() or cluster.kubeconfig.exists(), what="node localfleet Ready",
+                   timeout=timeout, every=0.1)
+    except BaseException:
+        stop_cluster(cluster)
+        raise
+    return cluster
+
+
+def stop_cluster(cluster: LocalCluster, *, timeout: float = 120.0) -> None:
+    proc = cluster.process
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def install_operator(cluster: LocalCluster, *, release: str = OPERATOR_RELEASE, namespace: str = OPERATOR_NAMESPACE,
+                     values: Sequence[str] = ()) -> None:
+    """`helm install` the chart, as a platform team would; waits until the operator pod is Ready."""
+    cluster.helm("install", release, str(CHART), "--namespace", namespace, "--create-namespace",
+                 "--wait", "--timeout", "180s", *itertools.chain.from_iterable(("--set", v) for v in values))
+
+
+@contextlib.contextmanager
+def operator_installed(cluster: LocalCluster, **kwargs: Any) -> Iterator[None]:
+    install_operator(cluster, **kwargs)
+    try:
+        yield
+    finally:
+        cluster.helm("uninstall", kwargs.get("release", OPERATOR_RELEASE), "--namespace",
+                     kwargs.get("namespace", OPERATOR_NAMESPACE), "--wait", check=False)
