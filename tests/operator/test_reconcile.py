@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from stt_localfleet.patching import merge_patch
 from stt_operator.reconcile import (
     LAST_APPLIED,
     desired_replicas,
@@ -13,6 +13,28 @@ from stt_operator.reconcile import (
     three_way_patch,
     with_last_applied,
 )
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: what the API server does with our patches (null deletes, lists replace)."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def test_merge_patch_follows_rfc_7386() -> None:
+    # The RFC's own example (appendix A, abridged): nested merge, null deletes, arrays replace whole.
+    target = {"title": "Goodbye!", "author": {"givenName": "John", "familyName": "Doe"}, "tags": ["a", "b"]}
+    patch = {"title": "Hello!", "author": {"familyName": None}, "tags": ["c"], "phone": "+01-123"}
+    assert merge_patch(target, patch) == {"title": "Hello!", "author": {"givenName": "John"}, "tags": ["c"],
+                                          "phone": "+01-123"}
+    assert target["author"] == {"givenName": "John", "familyName": "Doe"}  # the input is not changed
 
 
 def test_subset_ignores_server_added_fields_but_not_changed_ones() -> None:
