@@ -1,5 +1,7 @@
 # stt-fleet: `make demo` runs the whole system on this machine, `make test` runs the suite.
-# Both install what they need first (Debian packages via apt, Python packages into .venv).
+# Both install what they need first (Debian packages via apt, Python packages into .venv, and the
+# Kubernetes control plane, kubectl and helm built with `go build` from pinned Go modules into
+# ~/.cache/stt-fleet/k8s-<version>/bin: a cold build takes a while, a warm one nothing).
 
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: all deps system-deps test demo lint typecheck proto bench clean
+.PHONY: all deps system-deps localfleet-bins test demo lint typecheck proto bench clean
 
 all: test
 
@@ -22,10 +24,14 @@ $(STAMP): pyproject.toml
 
 deps: system-deps $(STAMP)
 
-test: deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+localfleet-bins: deps
+	$(VENV)/bin/stt-localfleet build
 
-demo: deps
+# STT_REQUIRE_CLUSTER: a test that needs the local control plane fails (not skips) without it.
+test: deps localfleet-bins
+	STT_REQUIRE_CLUSTER=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+demo: deps localfleet-bins
 	$(PY) -m stt_localfleet.demo
 
 lint: deps

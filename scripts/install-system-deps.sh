@@ -2,6 +2,12 @@
 # Installs the Debian packages the suite and the demo need, only when one is missing.
 # espeak-ng: fallback speech synthesis; prometheus/promtool, alertmanager/amtool: real monitoring peers.
 set -euo pipefail
+# Go builds the local control plane (kube-apiserver & co., kubectl, helm) from Go modules; these
+# machines ship Go 1.26, and Debian's golang is older than the pinned Kubernetes needs.
+if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
+  echo "Go (1.26 or later) is not on PATH: it builds the local Kubernetes control plane" >&2
+  exit 1
+fi
 need=()
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v promtool >/dev/null || need+=(prometheus)

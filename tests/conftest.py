@@ -65,3 +65,12 @@ def namespace(local_cluster: Any, request: pytest.FixtureRequest) -> Iterator[st
         yield name
     finally:
         local_cluster.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def sttserver_crd(local_cluster: Any) -> None:
+    """The SttServer CRD applied to the session cluster (server-side) and Established."""
+    from local_cluster import REPO
+
+    local_cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds" / "sttservers.sttfleet.io.yaml"))
+    local_cluster.kubectl("wait", "--for=condition=Established", "crd/sttservers.sttfleet.io", "--timeout=60s")

@@ -76,7 +76,8 @@ def ensure_binaries(*, say: Callable[[str], None] = _say) -> Path:
     todo = missing(target)
     if not todo:
         return target
-    go = shutil.which("go")
+    # Go's own installer puts it in /usr/local/go/bin, which a non-login shell may not have on PATH.
+    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
     if go is None:
         raise BuildError("the Go toolchain (`go`) is not on PATH: it builds the local control plane "
                          f"({', '.join(b.name for b in todo)})")

@@ -34,7 +34,8 @@ SERVICE_IP: Final = "10.0.0.1"  # the `kubernetes` Service's ClusterIP: first ad
 NODE_PORT_RANGE: Final = "30000-32767"
 STOP_TIMEOUT_SEC: Final = 10.0
 
-# Write verbs at Metadata level: one JSON line per request, with the user and the object.
+# Metadata level (one JSON line per request: user, verb, URI, response code) for every write, and for
+# every request of a service account, so that a pod's refused reads (403) show as well as its writes.
 AUDIT_POLICY: Final = """\
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -42,6 +43,8 @@ omitStages: ["RequestReceived"]
 rules:
   - level: Metadata
     verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
   - level: None
 """
 
