@@ -161,8 +161,12 @@ def stop_cluster(cluster: LocalCluster, *, timeout: float = 120.0) -> None:
 
 def install_operator(cluster: LocalCluster, *, release: str = OPERATOR_RELEASE, namespace: str = OPERATOR_NAMESPACE,
                      values: Sequence[str] = ()) -> None:
-    """`helm install` the chart, as a platform team would; waits until the operator pod is Ready."""
-    cluster.helm("install", release, str(CHART), "--namespace", namespace, "--create-namespace",
+    """`helm install` the chart, as a platform team would; waits until the operator pod is Ready.
+
+    `--skip-crds`: the session applied the SttServer CRD already (fixture `sttserver_crd`), and
+    helm 4 installs CRDs by server-side apply, which would conflict with that field manager.
+    """
+    cluster.helm("install", release, str(CHART), "--namespace", namespace, "--create-namespace", "--skip-crds",
                  "--wait", "--timeout", "180s", *itertools.chain.from_iterable(("--set", v) for v in values))
 
 

@@ -70,8 +70,8 @@ INVALID: Final = [
      "nodePort"),
     ("min-above-max", with_spec(autoscaling={"enabled": True, "minReplicas": 5, "maxReplicas": 2}),
      "minReplicas must be <= maxReplicas"),
-    ("gpu-on-cpu", with_spec(device="cpu", gpu=1), "gpu"),
-    ("cuda-without-gpu", with_spec(device="cuda", gpu=0), "gpu"),
+    ("gpu-on-cpu", with_spec(device="cpu", gpu=1), "device cpu cannot use GPUs"),
+    ("cuda-without-gpu", with_spec(device="cuda", gpu=0), "device cuda needs gpu >= 1"),
 ]
 
 
