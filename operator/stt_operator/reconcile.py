@@ -4,15 +4,19 @@ The patch for a child is a three-way merge, as `kubectl apply` computes it: the 
 (desired) are set where the live object differs, and fields we set last time (recorded in the
 `sttfleet.io/last-applied` annotation) but no longer want are removed with `null`. Fields nobody
 asked us to own (server defaults, a nodePort the API server allocated, replicas an autoscaler
-sets) are left alone, so a reconcile of an unchanged spec sends nothing at all.
+sets) are left alone, so a reconcile of an unchanged spec sends nothing at all. Values the API
+server re-spells are compared by meaning: resource quantities are stored canonically ("0.5" CPU
+as "500m", 1024Mi as "1Gi"), and a spelling difference alone is not drift.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, resource_path
@@ -32,6 +36,15 @@ CHILD_KINDS: Final[Mapping[str, tuple[str, str]]] = {
 
 Action = Literal["created", "updated", "unchanged"]
 
+# Maps whose values are resource quantities (a container's resources.requests / .limits).
+QUANTITY_MAPS: Final = frozenset({"requests", "limits"})
+_QUANTITY: Final = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?$")
+_SUFFIX: Final[Mapping[str, Decimal]] = {
+    "": Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": Decimal("1e3"),
+    "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"), "P": Decimal("1e15"), "E": Decimal("1e18"),
+    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+}
+
 
 def desired_replicas(spec: Any, current_deployment: Mapping[str, Any] | None) -> int:
     """Who owns Deployment replicas: spec.replicas without autoscaling, the autoscaler with it.
@@ -49,23 +62,46 @@ def desired_replicas(spec: Any, current_deployment: Mapping[str, Any] | None) ->
     return max(low, min(high, int(current)))
 
 
-def is_subset(desired: Any, actual: Any) -> bool:
-    """True when every field in `desired` has the same value in `actual` (lists element-wise)."""
+def quantity_value(value: Any) -> Decimal | None:
+    """The amount a Kubernetes quantity ("500m", "0.5", "1Gi", "1e3", 2) stands for; None if it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    match = _QUANTITY.match(str(value).strip())
+    if match is None:
+        return None
+    number, suffix = match.group(1), match.group(2) or ""
+    try:
+        if suffix[:1] in ("e", "E"):
+            return Decimal(number) * Decimal(10) ** int(suffix[1:])
+        return Decimal(number) * _SUFFIX[suffix]
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def is_subset(desired: Any, actual: Any, *, quantities: bool = False) -> bool:
+    """True when every field in `desired` has the same value in `actual` (lists element-wise).
+
+    Inside `requests` / `limits` maps values are quantities: equal amounts are equal however spelled.
+    """
     if isinstance(desired, Mapping):
         return isinstance(actual, Mapping) and all(
-            k in actual and is_subset(v, actual[k]) for k, v in desired.items())
+            k in actual and is_subset(v, actual[k], quantities=quantities or k in QUANTITY_MAPS)
+            for k, v in desired.items())
     if isinstance(desired, list):
         return isinstance(actual, list) and len(desired) == len(actual) and all(
             is_subset(d, a) for d, a in zip(desired, actual, strict=True))
     if isinstance(desired, bool) or isinstance(actual, bool):
         return type(desired) is type(actual) and desired == actual  # True is not 1 in a manifest
+    if quantities and desired != actual:
+        want, have = quantity_value(desired), quantity_value(actual)
+        return want is not None and want == have
     if isinstance(desired, (int, float)) and isinstance(actual, (int, float)):
         return math.isclose(desired, actual)
     return bool(desired == actual)
 
 
 def three_way_patch(desired: Mapping[str, Any], current: Mapping[str, Any],
-                    last_applied: Mapping[str, Any] | None) -> dict[str, Any]:
+                    last_applied: Mapping[str, Any] | None, *, quantities: bool = False) -> dict[str, Any]:
     """A JSON merge patch turning `current` into something `desired` is a subset of.
 
     Keys present in `last_applied` but absent from `desired` become null (deleted). Lists are
@@ -76,10 +112,11 @@ def three_way_patch(desired: Mapping[str, Any], current: Mapping[str, Any],
         have = current.get(key)
         if isinstance(want, Mapping) and isinstance(have, Mapping):
             previous = (last_applied or {}).get(key)
-            sub = three_way_patch(want, have, previous if isinstance(previous, Mapping) else None)
+            sub = three_way_patch(want, have, previous if isinstance(previous, Mapping) else None,
+                                  quantities=quantities or key in QUANTITY_MAPS)
             if sub:
                 patch[key] = sub
-        elif not is_subset(want, have) or key not in current:
+        elif not is_subset(want, have, quantities=quantities) or key not in current:
             patch[key] = want
     for key in (last_applied or {}):
         if key not in desired and key in current:

@@ -1,42 +1,113 @@
-"""`apply_child` against the local API server: what it writes, and when it writes nothing."""
+"""`apply_child` against the real kube-apiserver: what it writes, and when it writes nothing.
+
+The real server canonicalises quantities ("0.5" CPU is stored as "500m", 1024Mi as "1Gi") and fills
+defaults (a Deployment's strategy, a Service's clusterIP and protocol), so "nothing to do" must be
+decided on meaning, not on spelling: a pass over an unchanged object sends no write at all.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from local_cluster import LocalCluster
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfig, resource_path
-from stt_localfleet.apiserver import LocalApiServer
 from stt_operator.reconcile import apply_child, last_applied_of
 
-NS = "stt"
 LABELS = {"app": "x"}
-DEPLOYMENT: dict[str, Any] = {
-    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": NS},
-    "spec": {"replicas": 1, "selector": {"matchLabels": LABELS},
-             "template": {"metadata": {"labels": LABELS}, "spec": {"containers": [{"name": "s", "image": "i:1"}]}}},
-}
+
+
+def deployment(namespace: str) -> dict[str, Any]:
+    # Paused from the start, the deployment controller makes no ReplicaSet: no pods, only the object.
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": namespace},
+        "spec": {"replicas": 1, "paused": True, "selector": {"matchLabels": LABELS},
+                 "template": {"metadata": {"labels": LABELS}, "spec": {
+                     "containers": [{"name": "s", "image": "i:1", "resources": {
+                         "requests": {"cpu": "0.5", "memory": "1024Mi"},
+                         "limits": {"cpu": 1, "memory": "2048Mi"}},
+                         "ports": [{"name": "grpc", "containerPort": 50051}]}]}}},
+    }
+
+
+def service(namespace: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": namespace},
+            "spec": {"type": "NodePort", "selector": LABELS,
+                     "ports": [{"name": "grpc", "port": 50051, "targetPort": "grpc"}]}}
+
+
+class RecordingApi(KubeApi):
+    """The operator's client, noting every request that is not a read."""
+
+    writes: list[str]
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if method != "GET":
+            self.writes.append(f"{method} {path}")
+        return await super().request(method, path, **kwargs)
+
+
+async def settled(api: KubeApi, path: str, *, timeout: float = 20.0) -> str:
+    """The resourceVersion once the controllers are done with the object (status caught up with spec)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        obj = await api.get(path)
+        meta, status = obj["metadata"], obj.get("status") or {}
+        if "generation" not in meta or status.get("observedGeneration") == meta["generation"]:
+            return str(meta["resourceVersion"])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not settle within {timeout:g} s: {status}")
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[KubeApi]:
-    async with LocalApiServer(namespaces=[NS]) as server:
-        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
-        async with KubeApi(credentials_from_kubeconfig(kubeconfig)) as client:
-            yield client
+async def api(local_cluster: LocalCluster) -> AsyncIterator[RecordingApi]:
+    async with RecordingApi(credentials_from_kubeconfig(local_cluster.kubeconfig)) as client:
+        client.writes = []
+        yield client
 
 
-async def test_replicas_carried_over_from_the_autoscaler_write_nothing(api: KubeApi) -> None:
-    assert (await apply_child(api, DEPLOYMENT)).action == "created"
-    path = resource_path("apps/v1", "deployments", namespace=NS, name="x")
+async def test_unchanged_objects_write_nothing_although_the_server_rewrites_them(api: RecordingApi,
+                                                                                namespace: str) -> None:
+    for desired, (api_version, plural) in ((deployment(namespace), ("apps/v1", "deployments")),
+                                           (service(namespace), ("v1", "services"))):
+        created = await apply_child(api, desired)
+        assert created.action == "created"
+        path = resource_path(api_version, plural, namespace=namespace, name="x")
+        before = await settled(api, path)
+        api.writes.clear()
+        again = await apply_child(api, copy.deepcopy(desired))
+        assert (again.action, api.writes) == ("unchanged", []), f"{desired['kind']}: a second apply wrote"
+        assert (await api.get(path))["metadata"]["resourceVersion"] == before
+    stored = (await api.get(resource_path("apps/v1", "deployments", namespace=namespace, name="x")))
+    # What made the naive comparison fail: the server's spelling of the same quantities.
+    assert stored["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
+        "cpu": "500m", "memory": "1Gi"}
+
+
+async def test_a_changed_quantity_is_written(api: KubeApi, namespace: str) -> None:
+    desired = deployment(namespace)
+    await apply_child(api, desired)
+    changed = copy.deepcopy(desired)
+    changed["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "600m"
+    applied = await apply_child(api, changed)
+    assert applied.action == "updated"
+    assert applied.obj["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "600m"
+
+
+async def test_replicas_carried_over_from_the_autoscaler_write_nothing(api: KubeApi, namespace: str) -> None:
+    desired = deployment(namespace)
+    assert (await apply_child(api, desired)).action == "created"
+    path = resource_path("apps/v1", "deployments", namespace=namespace, name="x")
     await api.merge_patch(path, {"spec": {"replicas": 3}})  # the autoscaler
-    before = (await api.get(path))["metadata"]["resourceVersion"]
+    before = await settled(api, path)
 
     # The reconciler carries the live count over: nothing to change, so no write and no Event.
-    carried = copy.deepcopy(DEPLOYMENT)
+    carried = copy.deepcopy(desired)
     carried["spec"]["replicas"] = 3
     assert (await apply_child(api, carried)).action == "unchanged"
     assert (await api.get(path))["metadata"]["resourceVersion"] == before

@@ -10,6 +10,7 @@ from stt_operator.reconcile import (
     desired_replicas,
     is_subset,
     last_applied_of,
+    quantity_value,
     three_way_patch,
     with_last_applied,
 )
@@ -46,6 +47,21 @@ def test_subset_ignores_server_added_fields_but_not_changed_ones() -> None:
     assert not is_subset(desired, live)
     assert not is_subset({"a": [1, 2]}, {"a": [1]})
     assert not is_subset({"a": True}, {"a": 1})  # bools are not numbers here
+
+
+def test_quantities_compare_by_amount_as_the_api_server_stores_them() -> None:
+    assert quantity_value("0.5") == quantity_value("500m") == quantity_value(0.5)
+    assert quantity_value("1024Mi") == quantity_value("1Gi") == 2 ** 30
+    assert quantity_value("1e3") == quantity_value("1k") == quantity_value(1000)
+    assert quantity_value("1 Gi") is None and quantity_value("fast") is None and quantity_value(True) is None
+    desired = {"resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}, "limits": {"cpu": 1}}}
+    stored = {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1"}}}
+    assert is_subset(desired, stored)
+    assert three_way_patch(desired, stored, desired) == {}
+    stored["resources"]["requests"]["cpu"] = "600m"
+    assert three_way_patch(desired, stored, desired) == {"resources": {"requests": {"cpu": "0.5"}}}
+    # Outside resources a spelling is a value: "1k" is not "1000" in an environment variable.
+    assert not is_subset({"env": {"value": "1k"}}, {"env": {"value": "1000"}})
 
 
 def test_unchanged_object_needs_no_patch() -> None:
