@@ -1,12 +1,15 @@
-"""A NodePort-style TCP proxy for the local fleet: 127.0.0.1:<nodePort> -> the Service's ready pods.
+"""A NodePort TCP proxy for the local fleet that reads EndpointSlices, as kube-proxy does.
 
-For every Service of type NodePort it listens on 127.0.0.1 at each port's `nodePort` and spreads
-new connections round-robin over the ready, not-terminating pods the Service selects (the
-`targetPort`, by number or container-port name). Endpoints are re-read continuously; a connection
-stays on the pod it was given until one side closes it, so a draining pod finishes its streams
-while new ones go elsewhere (like kube-proxy's conntrack-pinned flows).
+It keeps list+watch copies of every Service and every `discovery.k8s.io/v1` EndpointSlice. Each
+TCP port of a NodePort or LoadBalancer Service that has a `nodePort` (allocated by the API server)
+gets a listener on 127.0.0.1:<nodePort>; new connections go round-robin to the endpoints of the
+slices labelled `kubernetes.io/service-name: <service>` whose slice port has the Service port's
+name. Endpoints are the ready ones or, when none is ready, the serving-and-terminating ones
+(kube-proxy's rule). A connection stays on the endpoint it was given until one side closes it, so a
+draining pod finishes its streams while new ones go elsewhere (like kube-proxy's conntrack-pinned
+flows). ClusterIPs are not routed: pods are processes on 127.0.0.x, with no virtual IPs.
 
-Run: `python -m stt_localfleet.nodeport` with KUBECONFIG set.
+Run: `python -m stt_localfleet.nodeport [--kubeconfig PATH]` (default: KUBECONFIG).
 """
 
 from __future__ import annotations
@@ -17,84 +20,172 @@ import contextlib
 import functools
 import itertools
 import logging
-import random
 import signal
-import socket
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, Final, Protocol
 
 import aiohttp
-
 from stt_operator.autoscaling.kubeapi import (
     ApiError,
     KubeApi,
     credentials_from_env,
-    matches_labels,
+    credentials_from_kubeconfig,
     resource_path,
 )
-from stt_operator.autoscaling.scraper import pod_is_ready
 
 log = logging.getLogger("stt_localfleet.nodeport")
-NODE_PORT_RANGE: Final = (30000, 32767)
+CLUSTER_IP_NOTICE: Final = "ClusterIP traffic is not routed on this machine; use nodePorts"
+SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
+NODE_PORT_TYPES: Final = frozenset({"NodePort", "LoadBalancer"})
+SERVICES: Final = resource_path("v1", "services")
+ENDPOINT_SLICES: Final = resource_path("discovery.k8s.io/v1", "endpointslices")
+WATCH_TIMEOUT_SEC: Final = 300  # the server ends a watch after this; it resumes from the last resourceVersion
+CONNECT_TIMEOUT_SEC: Final = 2.0
+
+Backend = tuple[str, int]
 
 
-def _target_port(pod: Mapping[str, Any], target: int | str) -> int | None:
-    if isinstance(target, int):
-        return target
-    if target.isdigit():
-        return int(target)
-    for container in (pod.get("spec") or {}).get("containers") or ():
-        for port in container.get("ports") or ():
-            if port.get("name") == target:
-                return int(port["containerPort"])
-    return None
+@dataclass(frozen=True)
+class Route:
+    """Where one nodePort leads: its Service port (`ns/name:port`, for logs) and its backends, sorted."""
+
+    node_port: int
+    service_port: str
+    backends: tuple[Backend, ...]
 
 
-def endpoints(service: Mapping[str, Any], pods: list[dict[str, Any]], *, port: Mapping[str, Any]) -> list[tuple[str, int]]:
-    """(podIP, port) of every ready, not-terminating pod the Service selects, in a stable order."""
-    selector = (service.get("spec") or {}).get("selector") or {}
-    out = []
-    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-        if not selector or not matches_labels(pod, selector) or pod["metadata"].get("deletionTimestamp"):
-            continue
-        ip = (pod.get("status") or {}).get("podIP")
-        target = _target_port(pod, port.get("targetPort", port.get("port")))
-        if ip and target and pod_is_ready(pod):
-            out.append((ip, target))
-    return out
-
-
-def _free_node_port(taken: set[int]) -> int:
-    for candidate in random.sample(range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1), 200):
-        if candidate in taken:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", candidate))
-            except OSError:
+def _backends(slices: Iterable[Mapping[str, Any]], *, port_name: str, protocol: str) -> tuple[Backend, ...]:
+    ready: set[Backend] = set()
+    serving_terminating: set[Backend] = set()
+    for piece in slices:
+        if piece.get("addressType") != "IPv4":
+            continue  # pod addresses here are 127.0.0.x; FQDN slices are not routed by kube-proxy either
+        ports = [int(p["port"]) for p in piece.get("ports") or ()
+                 if (p.get("name") or "") == port_name and (p.get("protocol") or "TCP") == protocol
+                 and p.get("port")]
+        for endpoint in piece.get("endpoints") or ():
+            addresses = endpoint.get("addresses") or ()
+            if not addresses:
                 continue
-        return candidate
-    raise RuntimeError("no free port in the NodePort range")
+            # The API's defaults for unset conditions: ready and serving true, terminating false.
+            conditions = endpoint.get("conditions") or {}
+            for port in ports:
+                backend = (str(addresses[0]), port)
+                if conditions.get("ready") is not False:
+                    ready.add(backend)
+                elif conditions.get("serving") is not False and conditions.get("terminating") is True:
+                    serving_terminating.add(backend)
+    return tuple(sorted(ready or serving_terminating))
+
+
+def routing_table(services: Iterable[Mapping[str, Any]],
+                  slices: Iterable[Mapping[str, Any]]) -> dict[int, Route]:
+    """nodePort -> Route for every TCP nodePort of every NodePort or LoadBalancer Service."""
+    by_service: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for piece in slices:
+        meta = piece.get("metadata") or {}
+        owner = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if owner:
+            by_service.setdefault((meta.get("namespace") or "", owner), []).append(piece)
+    table: dict[int, Route] = {}
+    for service in services:
+        meta, spec = service.get("metadata") or {}, service.get("spec") or {}
+        if spec.get("type") not in NODE_PORT_TYPES:
+            continue
+        namespace, name = meta.get("namespace") or "", meta["name"]
+        for port in spec.get("ports") or ():
+            protocol = port.get("protocol") or "TCP"
+            if not port.get("nodePort") or protocol != "TCP":
+                continue
+            port_name = port.get("name") or ""
+            table[int(port["nodePort"])] = Route(
+                node_port=int(port["nodePort"]),
+                service_port=f"{namespace}/{name}:{port_name or port['port']}",
+                backends=_backends(by_service.get((namespace, name), ()), port_name=port_name, protocol=protocol))
+    return table
+
+
+class ListWatchApi(Protocol):
+    """The two calls a mirror makes (KubeApi has them)."""
+
+    async def get(self, path: str) -> dict[str, Any]: ...
+
+    def watch(self, path: str, *, params: Mapping[str, str] | None = None) -> AsyncIterator[dict[str, Any]]: ...
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace') or ''}/{meta.get('name')}"
+
+
+class Mirror:
+    """A list+watch copy of one resource in every namespace, keyed `namespace/name`; sets `changed`."""
+
+    def __init__(self, api: ListWatchApi, path: str, *, changed: asyncio.Event, retry_sec: float = 0.2) -> None:
+        self.api = api
+        self.path = path
+        self.changed = changed
+        self.retry_sec = retry_sec
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.synced = False
+
+    async def run(self) -> None:
+        """List, then watch from the list's resourceVersion; relist after a 410 or any error, forever."""
+        delay = self.retry_sec
+        while True:
+            try:
+                listing = await self.api.get(self.path)
+                self.objects = {_key(obj): obj for obj in listing.get("items") or ()}
+                self.synced = True
+                self.changed.set()
+                await self._watch(str(listing["metadata"]["resourceVersion"]))
+                delay = self.retry_sec  # only an expired watch ends well; failures keep backing off
+            except asyncio.CancelledError:
+                raise
+            except (ApiError, aiohttp.ClientError, OSError, ValueError, KeyError) as exc:
+                log.warning("list/watch of %s failed (%s); relisting in %.1f s", self.path, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _watch(self, version: str) -> None:
+        """Apply watch events; return when the server says the version is gone (410), so run() relists."""
+        while True:
+            params = {"resourceVersion": version, "allowWatchBookmarks": "true",
+                      "timeoutSeconds": str(WATCH_TIMEOUT_SEC)}
+            async for event in self.api.watch(self.path, params=params):
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        log.info("watch of %s expired at %s; relisting", self.path, version)
+                        return
+                    raise ApiError(int(obj.get("code") or 500), str(obj.get("message")))
+                version = str(obj["metadata"]["resourceVersion"])
+                if kind == "DELETED":
+                    self.objects.pop(_key(obj), None)
+                elif kind in ("ADDED", "MODIFIED"):
+                    self.objects[_key(obj)] = obj
+                else:
+                    continue  # BOOKMARK: only the resourceVersion moves
+                self.changed.set()
 
 
 @dataclass
 class Listener:
-    """One nodePort: its server socket, its current backends, and a round-robin counter."""
+    """One nodePort: its server socket, its current route, and a round-robin counter."""
 
-    key: str
-    node_port: int
-    backends: list[tuple[str, int]] = field(default_factory=list)
+    route: Route
     server: asyncio.Server | None = None
     counter: itertools.count[int] = field(default_factory=itertools.count)
-    connections: int = 0
 
-    def pick(self) -> list[tuple[str, int]]:
+    def pick(self) -> list[Backend]:
         """Backends to try, starting at the next one in turn."""
-        if not self.backends:
+        backends = list(self.route.backends)
+        if not backends:
             return []
-        start = next(self.counter) % len(self.backends)
-        return self.backends[start:] + self.backends[:start]
+        start = next(self.counter) % len(backends)
+        return backends[start:] + backends[:start]
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -109,28 +200,62 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 class NodePortProxy:
-    """Keeps one listener per NodePort service port, with endpoints refreshed every `refresh_sec`."""
+    """One listener per TCP nodePort, kept in line with the Services and EndpointSlices it mirrors."""
 
-    def __init__(self, api: KubeApi, *, host: str = "127.0.0.1", refresh_sec: float = 0.5) -> None:
-        self.api = api
+    def __init__(self, api: ListWatchApi, *, host: str = "127.0.0.1", resync_sec: float = 30.0) -> None:
         self.host = host
-        self.refresh_sec = refresh_sec
-        self.listeners: dict[str, Listener] = {}
+        self.resync_sec = resync_sec  # also how soon a nodePort that could not be bound is tried again
+        self._changed = asyncio.Event()
+        self.services = Mirror(api, SERVICES, changed=self._changed)
+        self.slices = Mirror(api, ENDPOINT_SLICES, changed=self._changed)
+        self.listeners: dict[int, Listener] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def run(self) -> None:
+        log.info(CLUSTER_IP_NOTICE)
         try:
-            while True:
-                try:
-                    await self.refresh()
-                except asyncio.CancelledError:
-                    raise
-                except (ApiError, aiohttp.ClientError, OSError) as exc:
-                    log.warning("endpoint refresh failed: %s", exc)
-                await asyncio.sleep(self.refresh_sec)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.services.run())
+                group.create_task(self.slices.run())
+                group.create_task(self._sync_forever())
         finally:
             await self.close()
+
+    async def _sync_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.resync_sec):
+                    await self._changed.wait()
+            self._changed.clear()
+            # Until both lists are in, a Service would look as if it had no endpoints.
+            if self.services.synced and self.slices.synced:
+                await self.apply(routing_table(self.services.objects.values(), self.slices.objects.values()))
+
+    async def apply(self, table: Mapping[int, Route]) -> None:
+        """Listen on every nodePort of `table` with its backends; stop listening on the others."""
+        for node_port in set(self.listeners) - set(table):
+            gone = self.listeners.pop(node_port)
+            if gone.server is not None:
+                gone.server.close()  # open connections stay, as established flows do
+            log.info("stopped listening on %s:%d (%s)", self.host, node_port, gone.route.service_port)
+        for node_port, route in sorted(table.items()):
+            listener = self.listeners.get(node_port)
+            before = None if listener is None else listener.route.backends
+            if listener is None:
+                listener = Listener(route)
+                try:
+                    listener.server = await asyncio.start_server(
+                        functools.partial(self._serve, listener), self.host, node_port, reuse_address=True)
+                except OSError as exc:
+                    log.warning("cannot listen on %s:%d for %s: %s", self.host, node_port, route.service_port, exc)
+                    continue
+                self.listeners[node_port] = listener
+                log.info("listening on %s:%d for %s", self.host, node_port, route.service_port)
+            listener.route = route
+            if route.backends != before:
+                log.info("%s endpoints: %s", route.service_port,
+                         ", ".join(f"{h}:{p}" for h, p in route.backends) or "none")
 
     async def close(self) -> None:
         for listener in self.listeners.values():
@@ -143,77 +268,28 @@ class NodePortProxy:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5.0)
 
-    async def refresh(self) -> None:
-        services = [s for s in await self.api.list(resource_path("v1", "services"))
-                    if (s.get("spec") or {}).get("type") == "NodePort"]
-        pods = await self.api.list(resource_path("v1", "pods"))
-        wanted: set[str] = set()
-        for service in services:
-            meta = service["metadata"]
-            namespace = meta.get("namespace")
-            if any(not p.get("nodePort") for p in service["spec"].get("ports") or ()):
-                service = await self._allocate_node_ports(service)
-            ns_pods = [p for p in pods if p["metadata"].get("namespace") == namespace]
-            for port in service["spec"].get("ports") or ():
-                if not port.get("nodePort"):
-                    continue
-                key = f"{namespace}/{meta['name']}:{port.get('name') or port['port']}"
-                wanted.add(key)
-                listener = self.listeners.get(key)
-                if listener is None or listener.node_port != port["nodePort"]:
-                    if listener is not None and listener.server is not None:
-                        listener.server.close()
-                    listener = Listener(key, int(port["nodePort"]))
-                    listener.server = await asyncio.start_server(
-                        functools.partial(self._serve, listener), self.host, listener.node_port,
-                        reuse_address=True)
-                    self.listeners[key] = listener
-                    log.info("listening on %s:%d for %s", self.host, listener.node_port, key)
-                backends = endpoints(service, ns_pods, port=port)
-                if backends != listener.backends:
-                    log.info("%s endpoints: %s", key, ", ".join(f"{h}:{p}" for h, p in backends) or "none")
-                    listener.backends = backends
-        for key in set(self.listeners) - wanted:
-            gone = self.listeners.pop(key)
-            if gone.server is not None:
-                gone.server.close()
-
-    async def _allocate_node_ports(self, service: dict[str, Any]) -> dict[str, Any]:
-        """Give NodePort ports without a nodePort a free one from 30000-32767, as the API server would."""
-        taken = {lst.node_port for lst in self.listeners.values()}
-        ports = []
-        for port in service["spec"].get("ports") or ():
-            if not port.get("nodePort"):
-                port = {**port, "nodePort": _free_node_port(taken)}
-                taken.add(port["nodePort"])
-            ports.append(port)
-        meta = service["metadata"]
-        path = resource_path("v1", "services", namespace=meta.get("namespace"), name=meta["name"])
-        return await self.api.merge_patch(path, {"spec": {"ports": ports}})
-
-    async def _serve(self, listener: Listener, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+    async def _serve(self, listener: Listener, client_r: asyncio.StreamReader,
+                     client_w: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        listener.connections += 1
         upstream_w: asyncio.StreamWriter | None = None
         self._writers.add(client_w)
         try:
             for host, port in listener.pick():
                 try:
-                    upstream_r, opened = await asyncio.wait_for(asyncio.open_connection(host, port), 2.0)
+                    async with asyncio.timeout(CONNECT_TIMEOUT_SEC):
+                        upstream_r, opened = await asyncio.open_connection(host, port)
                     self._writers.add(opened)
                     upstream_w = opened
                     break
                 except (TimeoutError, OSError):
-                    continue  # that pod just went away: try the next one
+                    continue  # that endpoint just went away: try the next one
             if upstream_w is None:
-                return  # no ready endpoint: refuse, as kube-proxy does
-            log.debug("connection %d to %s -> %s", listener.connections, listener.key,
-                      upstream_w.get_extra_info("peername"))
+                return  # no endpoint: close at once, as kube-proxy rejects
+            log.debug("%s -> %s", listener.route.service_port, upstream_w.get_extra_info("peername"))
             await asyncio.gather(_pump(client_r, upstream_w), _pump(upstream_r, client_w))
         finally:
-            listener.connections -= 1
             for writer in (client_w, upstream_w):
                 if writer is not None:
                     self._writers.discard(writer)
@@ -226,17 +302,20 @@ class NodePortProxy:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="NodePort proxy on 127.0.0.1 for the local fleet.")
-    parser.add_argument("--refresh", type=float, default=0.5)
+    parser.add_argument("--kubeconfig", type=Path, help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
+    parser.add_argument("--resync", type=float, default=30.0, help="seconds between full re-syncs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s nodeport %(levelname)s %(message)s")
+    credentials = credentials_from_kubeconfig(args.kubeconfig) if args.kubeconfig else credentials_from_env()
 
     async def serve() -> None:
         task = asyncio.current_task()
-        assert task is not None
+        if task is None:
+            raise RuntimeError("serve() runs as a task")
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
-        async with KubeApi(credentials_from_env()) as api:
-            await NodePortProxy(api, refresh_sec=args.refresh).run()
+        async with KubeApi(credentials) as api:
+            await NodePortProxy(api, resync_sec=args.resync).run()
 
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(serve())
