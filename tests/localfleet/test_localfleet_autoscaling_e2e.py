@@ -1,7 +1,8 @@
 """End to end on the local fleet: real load on real servers scales up, idleness scales down, drain holds.
 
-The whole chain runs as separate processes (API server, kubelet, NodePort proxy, the real
-operator) and the servers are real `stt-server` processes with the bundled model. The test:
+The whole chain is real: the session's control plane (kube-apiserver, controller-manager,
+scheduler), the process kubelet and the NodePort proxy, the operator installed with helm as a pod
+under its chart's RBAC, and real `stt-server` processes with the bundled model. The test:
 
 1. applies an SttServer with autoscaling (1..2 replicas, 2 sessions per replica, 1 s scrapes,
    a 15 s scale-down window) and waits for Ready;
@@ -16,6 +17,7 @@ operator) and the servers are real `stt-server` processes with the bundled model
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
 import re
@@ -27,28 +29,28 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 import yaml
-from stt_operator.autoscaling.kubeapi import KubeApi, resource_path
-from stt_operator.autoscaling.scraper import pod_targets
-from stt_localfleet.fleet import CRDS_DIR, LocalFleet
+from local_cluster import LocalCluster, operator_installed, tail
+from stt_localfleet.fleet import CRDS_DIR
 from stt_localfleet.loadgen import LoadGenerator, OwnConnectionClient, wait_serving
+from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfig, resource_path
+from stt_operator.autoscaling.scraper import pod_targets
 from stt_server.bench.workload import SENTENCES, compose, synthesize
 from stt_server.client import WavAudio
 
-NS = "e2e"
-# Overridable, to try another build of the CRD and sample against the same test.
+# Overridable, to try another build of the sample against the same test.
 SAMPLE = Path(os.environ.get("STT_TEST_DEMO_MANIFEST", CRDS_DIR / "samples" / "demo.yaml"))
-CRDS = Path(os.environ.get("STT_TEST_CRDS", CRDS_DIR))
 T = TypeVar("T")
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
-def manifests() -> list[dict[str, Any]]:
+def manifests(namespace: str) -> list[dict[str, Any]]:
     """The demo sample, with the autoscaling this test needs (bounded to 2 replicas)."""
     docs = [d for d in yaml.safe_load_all(SAMPLE.read_text()) if d]
     for doc in docs:
-        doc.setdefault("metadata", {})["namespace"] = NS
+        doc.setdefault("metadata", {})["namespace"] = namespace
         if doc.get("kind") == "SttServer":
+            doc["spec"].get("service", {}).pop("nodePort", None)  # let the API server allocate one
             doc["spec"]["autoscaling"] = {
                 "enabled": True, "minReplicas": 1, "maxReplicas": 2,
                 "targetDecodePendingPerReplica": 8, "targetActiveSessionsPerReplica": 2,
@@ -59,25 +61,25 @@ def manifests() -> list[dict[str, Any]]:
     return docs
 
 
-async def until(fleet: LocalFleet, check: Callable[[], Awaitable[T | None]], *, what: str,
-                timeout: float) -> T:
+async def until(cluster: LocalCluster, api: KubeApi, namespace: str, check: Callable[[], Awaitable[T | None]], *,
+                what: str, timeout: float) -> T:
     deadline = time.monotonic() + timeout
     while True:
-        fleet.check_alive()
+        cluster.check_alive()
         result = await check()
         if result is not None and result is not False:
             return result
         if time.monotonic() > deadline:
+            servers = await api.list(resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace))
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n"
-                                 f"status: {(await fleet.api.list(resource_path('sttfleet.io/v1alpha1', 'sttservers', namespace=NS)))[0].get('status')}\n"
-                                 f"operator log:\n{fleet.log_tail('operator', 30)}\n"
-                                 f"kubelet log:\n{fleet.log_tail('kubelet', 30)}")
+                                 f"status: {servers[0].get('status') if servers else None}\n"
+                                 f"kubelet log:\n{tail(cluster.log('kubelet'), 30)}")
         await asyncio.sleep(0.25)
 
 
-async def sessions_per_pod(api: KubeApi, token: str | None) -> dict[str, float]:
+async def sessions_per_pod(api: KubeApi, namespace: str, token: str | None) -> dict[str, float]:
     """active_sessions of every ready pod, read from its control plane like the autoscaler does."""
-    targets = pod_targets(await api.list(resource_path("v1", "pods", namespace=NS)))
+    targets = pod_targets(await api.list(resource_path("v1", "pods", namespace=namespace)))
     out: dict[str, float] = {}
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
@@ -89,25 +91,29 @@ async def sessions_per_pod(api: KubeApi, token: str | None) -> dict[str, float]:
     return out
 
 
-async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(tmp_path: Path) -> None:
+async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(
+        local_cluster: LocalCluster, sttserver_crd: None, namespace: str) -> None:
     if not SAMPLE.exists():
         pytest.skip(f"{SAMPLE} is not there yet")
-    docs = manifests()
+    docs = manifests(namespace)
     name = next(d for d in docs if d["kind"] == "SttServer")["metadata"]["name"]
     # Synthesized up front: TTS is CPU work that must not compete with the servers later.
     texts = list(SENTENCES[:5])
     long_audio = compose(await asyncio.to_thread(synthesize, texts), texts=texts)
-    async with LocalFleet(namespace=NS, workdir=tmp_path / "fleet", crds=CRDS) as fleet:
-        api = fleet.api
-        await fleet.apply(docs)
-        dep_path = resource_path("apps/v1", "deployments", namespace=NS, name=name)
-        stt_path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=NS, name=name)
+    values = [f"watchNamespaces={{{namespace}}}", "image.tag=dev"]
+    async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(operator_installed(local_cluster, release="e2e-op", namespace=namespace, values=values))
+        api = await stack.enter_async_context(KubeApi(credentials_from_kubeconfig(local_cluster.kubeconfig)))
+        fleet = local_cluster
+        local_cluster.apply(docs, namespace=namespace)
+        dep_path = resource_path("apps/v1", "deployments", namespace=namespace, name=name)
+        stt_path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace, name=name)
 
         async def ready() -> bool:
             conditions = ((await api.get(stt_path)).get("status") or {}).get("conditions") or []
             return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-        await until(fleet, ready, what="Ready", timeout=120)
-        service = await api.get(resource_path("v1", "services", namespace=NS, name=name))
+        await until(fleet, api, namespace, ready, what="Ready", timeout=120)
+        service = await api.get(resource_path("v1", "services", namespace=namespace, name=name))
         target = f"127.0.0.1:{next(p['nodePort'] for p in service['spec']['ports'] if p['name'] == 'grpc')}"
         deployment = await api.get(dep_path)
         token = await _control_token(api, deployment)
@@ -121,18 +127,23 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(tm
         async def two_ready() -> bool:
             dep = await api.get(dep_path)
             return dep["spec"]["replicas"] == 2 and (dep.get("status") or {}).get("readyReplicas") == 2
-        await until(fleet, two_ready, what="scale-up to 2 ready pods", timeout=120)
+        await until(fleet, api, namespace, two_ready, what="scale-up to 2 ready pods", timeout=120)
 
         # 3) idleness: the load stops; then one long stream per pod, and the scale-down comes
         #    (after the 15 s window) while both are running
         await load.stop(timeout=0)  # cancel the load's streams (client side)
 
         async def idle() -> dict[str, float] | None:
-            counts = await sessions_per_pod(api, token)
+            counts = await sessions_per_pod(api, namespace, token)
             return counts if len(counts) == 2 and not any(counts.values()) else None
-        await until(fleet, idle, what="the load's sessions to close on both pods", timeout=20)
-        # The proxy (another process) re-reads endpoints every 0.5 s and cannot be observed from
-        # here: two refreshes make sure it has the second pod before our two connections arrive.
+        await until(fleet, api, namespace, idle, what="the load's sessions to close on both pods", timeout=20)
+        # The proxy (another process) follows the EndpointSlice: wait until the slice lists both
+        # pods ready, and a moment for its watch to deliver that, before our two connections arrive.
+        async def slice_has_two() -> bool:
+            slices = await api.list(resource_path("discovery.k8s.io/v1", "endpointslices", namespace=namespace))
+            return sum(bool((e.get("conditions") or {}).get("ready")) for s in slices
+                       for e in s.get("endpoints") or ()) == 2
+        await until(fleet, api, namespace, slice_has_two, what="both pods in the EndpointSlice", timeout=20)
         await asyncio.sleep(1.0)
         clients = [OwnConnectionClient(target), OwnConnectionClient(target)]
         for client in clients:  # connect in turn: the proxy's round robin puts one on each pod
@@ -143,16 +154,16 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(tm
         seen: list[dict[str, float]] = []
 
         async def one_each() -> dict[str, float] | None:
-            seen.append(await sessions_per_pod(api, token))
+            seen.append(await sessions_per_pod(api, namespace, token))
             return seen[-1] if sorted(seen[-1].values()) == [1.0, 1.0] else None
         try:
-            await until(fleet, one_each, what="one long stream on each pod", timeout=10)
+            await until(fleet, api, namespace, one_each, what="one long stream on each pod", timeout=10)
         except AssertionError as exc:
             raise AssertionError(f"sessions per pod seen last: {seen[-3:]}") from exc
 
         async def scaled_down() -> float | None:
             return time.monotonic() if (await api.get(dep_path))["spec"]["replicas"] == 1 else None
-        scaled_at = await until(fleet, scaled_down, what="scale-down to 1", timeout=60)
+        scaled_at = await until(fleet, api, namespace, scaled_down, what="scale-down to 1", timeout=60)
         assert not any(t.done() for t in long_streams), "the scale-down must happen while both streams run"
 
         outcomes = await asyncio.gather(*long_streams)
@@ -166,16 +177,17 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(tm
             assert "transcription" in outcome.transcript.lower(), outcome.transcript
 
         async def one_left() -> list[dict[str, Any]] | None:
-            pods = await api.list(resource_path("v1", "pods", namespace=NS))
+            pods = [p for p in await api.list(resource_path("v1", "pods", namespace=namespace))
+                    if p["metadata"]["name"].startswith(name + "-")]
             return pods if len(pods) == 1 else None
-        left = await until(fleet, one_left, what="the removed pod to finish draining and go", timeout=60)
+        left = await until(fleet, api, namespace, one_left, what="the removed pod to finish draining and go", timeout=60)
         removed = set(seen[-1]) - {left[0]["metadata"]["name"]}
         assert len(removed) == 1
         # The removed pod's own log: it drained with our stream open (SIGTERM came mid-stream).
-        log = (fleet.workdir / "pods" / f"{removed.pop()}.log").read_text()
+        log = pod_log(local_cluster, namespace, removed.pop())
         drains = [int(m) for m in re.findall(r"draining.*?open_streams\W+(\d+)", log)]  # json or console
         assert drains and drains[0] >= 1, log[-2000:]
-        events = await api.list(resource_path("v1", "events", namespace=NS))
+        events = await api.list(resource_path("v1", "events", namespace=namespace))
         rescales = [e["message"] for e in events if e.get("reason") == "SuccessfulRescale"]
         assert any(m.startswith("New size: 2") for m in rescales) and any(m.startswith("New size: 1") for m in rescales)
 
@@ -183,4 +195,11 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(tm
 async def _control_token(api: KubeApi, deployment: dict[str, Any]) -> str | None:
     from stt_operator.autoscaling.timer import read_control_token
 
-    return await read_control_token(api, copy.deepcopy(deployment), NS)
+    return await read_control_token(api, copy.deepcopy(deployment), deployment["metadata"]["namespace"])
+
+
+def pod_log(cluster: LocalCluster, namespace: str, pod: str) -> str:
+    """The removed pod's log, as the kubelet kept it (the pod object is gone, so not `kubectl logs`)."""
+    found = sorted(cluster.workdir.glob(f"pods/**/*{pod}*.log")) or sorted(cluster.workdir.glob(f"pods/**/{pod}/**/*.log"))
+    assert found, f"no log of pod {namespace}/{pod} under {cluster.workdir / 'pods'}"
+    return "\n".join(path.read_text(errors="replace") for path in found)
