@@ -4,6 +4,9 @@
     stt-localfleet bin-dir          print the folder holding kubectl and helm (and the control plane)
     stt-localfleet up --dir DIR     run the cluster; DIR/kubeconfig appears once node `localfleet` is
                                     Ready; runs until SIGTERM or Ctrl-C, then stops everything
+    stt-localfleet exec --dir DIR -- CMD...
+                                    run CMD inside the cluster network, where pod IPs (10.244.0.x)
+                                    answer, with KUBECONFIG and PATH set for that cluster
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stt_localfleet import binaries
+from stt_localfleet import binaries, podnet
 from stt_localfleet.fleet import FleetError, LocalFleet
 
 
@@ -31,7 +35,28 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--audit", action="store_true", help="write the API server's audit log of writes to DIR/logs")
     up.add_argument("--backoff-scale", type=float, default=1.0,
                     help="multiply the kubelet's crash back-off (tests use less than 1)")
+    run = commands.add_parser("exec", help="run a command inside the cluster network of a running fleet")
+    run.add_argument("--dir", type=Path, required=True, help="the folder given to `up`")
+    run.add_argument("argv", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     return parser
+
+
+def _exec(directory: Path, argv: list[str]) -> int:
+    """Replace this process with `argv` inside the running fleet's cluster network."""
+    argv = argv[1:] if argv[:1] == ["--"] else argv
+    pid_file = directory / "podnet.pid"
+    if not argv:
+        print("stt-localfleet exec: no command given (stt-localfleet exec --dir DIR -- CMD...)", file=sys.stderr)
+        return 2
+    if not pid_file.exists():
+        print(f"stt-localfleet exec: no running fleet in {directory} ({pid_file} is missing)", file=sys.stderr)
+        return 1
+    netns = Path(f"/proc/{pid_file.read_text().strip()}/ns/net")
+    os.environ.update(KUBECONFIG=str(directory / "kubeconfig"),
+                      PATH=f"{binaries.bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}")
+    command = podnet.enter_command(netns, argv)
+    os.execvp(command[0], command)
+    return 127  # not reached
 
 
 async def _up(directory: Path, *, audit: bool, backoff_scale: float) -> None:
@@ -57,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(binaries.ensure_binaries())
         elif args.command == "bin-dir":
             print(binaries.bin_dir())
+        elif args.command == "exec":
+            return _exec(args.dir.resolve(), list(args.argv))
         else:
             binaries.ensure_binaries()
             with contextlib.suppress(KeyboardInterrupt):

@@ -7,6 +7,10 @@ optional audit log), waits for `/readyz`, then starts kube-controller-manager (e
 controller, each under its own service account) and kube-scheduler, and waits until the
 controllers have made the `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap. On exit it
 stops them newest first (SIGTERM, then SIGKILL after a timeout). Logs: `<workdir>/logs/<name>.log`.
+
+With `netns` (the cluster network of `podnet`) every component runs inside that network namespace:
+the API server listens on all of its addresses and advertises the node address 10.244.0.1, which
+pods reach; the host reaches it through the NodePort proxy's forward of the same port.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Final, Self
 
 import aiohttp
 
-from stt_localfleet import binaries, pki
+from stt_localfleet import binaries, pki, podnet
 from stt_localfleet.spawn import tied_to_parent
 
 NODE_NAME: Final = "localfleet"
@@ -63,8 +67,10 @@ class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager + kube-scheduler, started in that order."""
 
     def __init__(self, *, workdir: Path, audit: bool = False, node_name: str = NODE_NAME,
-                 bin_dir: Path | None = None, extra_apiserver_args: Sequence[str] = ()) -> None:
+                 bin_dir: Path | None = None, extra_apiserver_args: Sequence[str] = (),
+                 netns: Path | None = None) -> None:
         self.workdir = workdir
+        self.netns = netns
         self.audit = audit
         self.node_name = node_name
         self.bin_dir = bin_dir or binaries.bin_dir()
@@ -114,7 +120,7 @@ class ControlPlane:
             raise ControlPlaneError(f"{', '.join(b.name for b in missing)} not built in {self.bin_dir}: "
                                     "run `stt-localfleet build`")
         self.logs.mkdir(parents=True, exist_ok=True)
-        pki.ensure_pki(self.pki.directory, node_name=self.node_name, service_ip=SERVICE_IP)
+        pki.ensure_pki(self.pki.directory, node_name=self.node_name, service_ips=(SERVICE_IP, podnet.NODE_IP))
         etcd_port, peer_port, self.port = free_port(), free_port(), free_port()
         self._write_kubeconfigs()
         data_dir = self.workdir / "etcd"
@@ -156,7 +162,9 @@ class ControlPlane:
         p = self.pki
         args = [
             f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={self.port}",
+            # Inside the cluster network every address is the fleet's own: pods reach the node address.
+            f"--bind-address={'0.0.0.0' if self.netns else '127.0.0.1'}",
+            f"--advertise-address={podnet.NODE_IP if self.netns else '127.0.0.1'}", f"--secure-port={self.port}",
             f"--tls-cert-file={p.serving_cert}", f"--tls-private-key-file={p.serving_key}",
             f"--client-ca-file={p.ca_cert}",
             f"--service-cluster-ip-range={SERVICE_CIDR}", f"--service-node-port-range={NODE_PORT_RANGE}",
@@ -174,6 +182,8 @@ class ControlPlane:
 
     async def _spawn(self, name: str, args: Sequence[str]) -> None:
         argv = [str(self.bin_dir / name), *args]
+        if self.netns is not None:
+            argv = podnet.enter_command(self.netns, argv)
         self._argv[name] = argv
         with (self.logs / f"{name}.log").open("ab") as log:
             self.processes[name] = await asyncio.create_subprocess_exec(
@@ -196,10 +206,17 @@ class ControlPlane:
         context.load_cert_chain(self.pki.client_cert(pki.ADMIN), self.pki.client_key(pki.ADMIN))
         return context
 
+    def _admin_http(self) -> aiohttp.ClientSession:
+        """An admin client from this (host) process; into the cluster network when there is one."""
+        ssl_context = self.admin_ssl()
+        connector = (podnet.aiohttp_connector(self.netns, ssl=ssl_context) if self.netns is not None
+                     else aiohttp.TCPConnector(ssl=ssl_context))
+        return aiohttp.ClientSession(connector=connector)
+
     async def _wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         last = "no answer"
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.admin_ssl())) as http:
+        async with self._admin_http() as http:
             while True:
                 self.check_alive()
                 with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
@@ -218,7 +235,7 @@ class ControlPlane:
         wanted = ("/api/v1/namespaces/default/serviceaccounts/default",
                   "/api/v1/namespaces/default/configmaps/kube-root-ca.crt")
         deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.admin_ssl())) as http:
+        async with self._admin_http() as http:
             for path in wanted:
                 while True:
                     self.check_alive()

@@ -1,9 +1,11 @@
 """The local fleet: the real control plane, the process kubelet as node `localfleet`, and the NodePort proxy.
 
-`LocalFleet` is an async context manager. On enter it starts the `ControlPlane` (etcd,
-kube-apiserver, kube-controller-manager, kube-scheduler), then the kubelet and the NodePort proxy
-as processes of their own, waits until Node `localfleet` is Ready and only then writes the admin
-kubeconfig to `<workdir>/kubeconfig`, so that a file there means a usable cluster. On exit (also on
+`LocalFleet` is an async context manager. On enter it makes the cluster network (`podnet`: a
+network namespace of its own where pods get 10.244.0.x), starts the `ControlPlane` (etcd,
+kube-apiserver, kube-controller-manager, kube-scheduler) inside it, then the NodePort proxy on the
+host (it also forwards the API server's port to the host's 127.0.0.1) and the kubelet inside the
+network, waits until Node `localfleet` is Ready and only then writes the admin kubeconfig to
+`<workdir>/kubeconfig`, so that a file there means a usable cluster. On exit (also on
 errors and Ctrl-C) it stops them newest first: the kubelet stops its pods with their grace
 periods, and every process is tied to its parent's life (`spawn.tied_to_parent`).
 
@@ -28,9 +30,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
+import aiohttp
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_kubeconfig, resource_path
 
-from stt_localfleet import binaries
+from stt_localfleet import binaries, podnet
 from stt_localfleet.controlplane import NODE_NAME, ControlPlane, ControlPlaneError
 from stt_localfleet.spawn import tied_to_parent
 
@@ -55,8 +58,16 @@ class LocalFleet:
         self.backoff_scale = backoff_scale
         self.kubeconfig = self.workdir / "kubeconfig"
         self.processes: dict[str, asyncio.subprocess.Process] = {}
+        self._network: asyncio.subprocess.Process | None = None
         self._api: KubeApi | None = None
         self.started_at = 0.0
+
+    @property
+    def netns(self) -> Path:
+        """The cluster network's namespace file (valid while the fleet runs)."""
+        if self._network is None:
+            raise RuntimeError("LocalFleet used outside 'async with'")
+        return Path(f"/proc/{self._network.pid}/ns/net")
 
     @property
     def api(self) -> KubeApi:
@@ -81,16 +92,20 @@ class LocalFleet:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.kubeconfig.unlink(missing_ok=True)
         try:
+            await self._make_network()
+            self.control_plane.netns = self.netns
             await self.control_plane.start()
+            py = sys.executable
+            port = self.control_plane.port
+            await self._spawn("nodeport", [py, "-m", "stt_localfleet.nodeport", "--netns", str(self.netns),
+                                           "--forward", str(port),
+                                           "--kubeconfig", str(self.control_plane.admin_kubeconfig)])
             self._api = KubeApi(credentials_from_kubeconfig(self.control_plane.admin_kubeconfig))
             await self._api.__aenter__()
-            py = sys.executable
             await self._spawn("kubelet", [
                 py, "-m", "stt_localfleet.kubelet", "--kubeconfig", str(self.control_plane.kubelet_kubeconfig),
-                "--api-server", self.control_plane.server_url, "--workdir", str(self.workdir / "pods"),
-                "--node-name", NODE_NAME, "--backoff-scale", str(self.backoff_scale)])
-            await self._spawn("nodeport", [py, "-m", "stt_localfleet.nodeport",
-                                           "--kubeconfig", str(self.control_plane.admin_kubeconfig)])
+                "--api-server", f"https://{podnet.NODE_IP}:{port}", "--workdir", str(self.workdir / "pods"),
+                "--node-name", NODE_NAME, "--backoff-scale", str(self.backoff_scale)], inside=True)
             await self._wait_node_ready()
             shutil.copyfile(self.control_plane.admin_kubeconfig, self.kubeconfig.with_suffix(".partial"))
             self.kubeconfig.with_suffix(".partial").replace(self.kubeconfig)
@@ -104,13 +119,36 @@ class LocalFleet:
         # After a failure the logs are what a person needs: keep a temporary work dir then.
         await self.stop(keep_logs=exc is not None)
 
-    async def _spawn(self, name: str, argv: Sequence[str]) -> None:
+    async def _make_network(self, timeout: float = 10.0) -> None:
+        self.control_plane.logs.mkdir(parents=True, exist_ok=True)
+        try:
+            argv = podnet.holder_command()
+        except podnet.PodNetworkError as exc:
+            raise FleetError(str(exc)) from exc
+        with (self.control_plane.logs / "podnet.log").open("ab") as log:
+            self._network = await asyncio.create_subprocess_exec(
+                *tied_to_parent(argv), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=log, start_new_session=True)
+        assert self._network.stdout is not None
+        try:
+            async with asyncio.timeout(timeout):
+                line = await self._network.stdout.readline()
+        except TimeoutError:
+            line = b""
+        if line.strip() != b"ready":
+            raise FleetError("could not make the cluster network (unshare --net and ip need root): "
+                             f"{self.log_tail('podnet')}")
+        (self.workdir / "podnet.pid").write_text(f"{self._network.pid}\n")
+
+    async def _spawn(self, name: str, argv: Sequence[str], *, inside: bool = False) -> None:
+        """Start a fleet process on the host, or `inside` the cluster network."""
         log_path = self.control_plane.logs / f"{name}.log"
         with log_path.open("ab") as log:
             env = self.env()
+            command = tied_to_parent(argv, path=env.get("PATH"))
             self.processes[name] = await asyncio.create_subprocess_exec(
-                *tied_to_parent(argv, path=env.get("PATH")), env=env, stdin=asyncio.subprocess.DEVNULL,
-                stdout=log, stderr=log, start_new_session=True)
+                *(podnet.enter_command(self.netns, command) if inside else command), env=env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 
     def check_alive(self) -> None:
         """Raise FleetError naming any fleet process that has exited, with its log's tail."""
@@ -130,7 +168,8 @@ class LocalFleet:
         deadline = time.monotonic() + timeout
         while True:
             self.check_alive()
-            with contextlib.suppress(ApiError):
+            # Until the proxy forwards the API port, the host's connection is refused: not an error.
+            with contextlib.suppress(ApiError, aiohttp.ClientError, OSError):
                 node = await self.api.get(path)
                 if any(c.get("type") == "Ready" and c.get("status") == "True"
                        for c in (node.get("status") or {}).get("conditions") or ()):
@@ -162,6 +201,11 @@ class LocalFleet:
                 await proc.wait()
         self.processes.clear()
         await self.control_plane.stop()
+        if self._network is not None and self._network.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._network.send_signal(signal.SIGTERM)
+            await self._network.wait()
+        (self.workdir / "podnet.pid").unlink(missing_ok=True)
         if self._tmp is not None and not keep_logs:
             self._tmp.cleanup()
         elif self._tmp is not None:

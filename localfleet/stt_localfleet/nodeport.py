@@ -7,9 +7,14 @@ slices labelled `kubernetes.io/service-name: <service>` whose slice port has the
 name. Endpoints are the ready ones or, when none is ready, the serving-and-terminating ones
 (kube-proxy's rule). A connection stays on the endpoint it was given until one side closes it, so a
 draining pod finishes its streams while new ones go elsewhere (like kube-proxy's conntrack-pinned
-flows). ClusterIPs are not routed: pods are processes on 127.0.0.x, with no virtual IPs.
+flows). ClusterIPs are not routed: pods are processes with no virtual IPs in front of them.
 
-Run: `python -m stt_localfleet.nodeport [--kubeconfig PATH]` (default: KUBECONFIG).
+The proxy runs on the host; with `--netns` it opens its connections to the endpoints inside the
+cluster network (`podnet`), where the pod IPs live. `--forward PORT` also forwards the host's
+127.0.0.1:PORT to 127.0.0.1:PORT inside that network: that is how kubectl on the host reaches the
+API server.
+
+Run: `python -m stt_localfleet.nodeport [--kubeconfig PATH] [--netns PATH] [--forward PORT]...`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import functools
 import itertools
 import logging
 import signal
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -35,6 +40,8 @@ from stt_operator.autoscaling.kubeapi import (
     resource_path,
 )
 
+from stt_localfleet import podnet
+
 log = logging.getLogger("stt_localfleet.nodeport")
 CLUSTER_IP_NOTICE: Final = "ClusterIP traffic is not routed on this machine; use nodePorts"
 SERVICE_NAME_LABEL: Final = "kubernetes.io/service-name"
@@ -45,6 +52,7 @@ WATCH_TIMEOUT_SEC: Final = 300  # the server ends a watch after this; it resumes
 CONNECT_TIMEOUT_SEC: Final = 2.0
 
 Backend = tuple[str, int]
+Connect = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
 
 @dataclass(frozen=True)
@@ -202,8 +210,12 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 class NodePortProxy:
     """One listener per TCP nodePort, kept in line with the Services and EndpointSlices it mirrors."""
 
-    def __init__(self, api: ListWatchApi, *, host: str = "127.0.0.1", resync_sec: float = 30.0) -> None:
+    def __init__(self, api: ListWatchApi, *, host: str = "127.0.0.1", resync_sec: float = 30.0,
+                 connect: Connect = asyncio.open_connection, forwards: Sequence[int] = ()) -> None:
         self.host = host
+        self.connect = connect
+        # Fixed forwards (the API server's port): listeners that no Service table ever removes.
+        self.forwards = {port: Route(port, f"forward 127.0.0.1:{port}", (("127.0.0.1", port),)) for port in forwards}
         self.resync_sec = resync_sec  # also how soon a nodePort that could not be bound is tried again
         self._changed = asyncio.Event()
         self.services = Mirror(api, SERVICES, changed=self._changed)
@@ -214,6 +226,7 @@ class NodePortProxy:
 
     async def run(self) -> None:
         log.info(CLUSTER_IP_NOTICE)
+        await self.apply({})  # the fixed forwards first: the watches below may go through one
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.services.run())
@@ -233,7 +246,8 @@ class NodePortProxy:
                 await self.apply(routing_table(self.services.objects.values(), self.slices.objects.values()))
 
     async def apply(self, table: Mapping[int, Route]) -> None:
-        """Listen on every nodePort of `table` with its backends; stop listening on the others."""
+        """Listen on every nodePort of `table` (and the fixed forwards); stop listening on the others."""
+        table = {**table, **self.forwards}
         for node_port in set(self.listeners) - set(table):
             gone = self.listeners.pop(node_port)
             if gone.server is not None:
@@ -279,7 +293,7 @@ class NodePortProxy:
             for host, port in listener.pick():
                 try:
                     async with asyncio.timeout(CONNECT_TIMEOUT_SEC):
-                        upstream_r, opened = await asyncio.open_connection(host, port)
+                        upstream_r, opened = await self.connect(host, port)
                     self._writers.add(opened)
                     upstream_w = opened
                     break
@@ -304,9 +318,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="NodePort proxy on 127.0.0.1 for the local fleet.")
     parser.add_argument("--kubeconfig", type=Path, help="default: $KUBECONFIG, ~/.kube/config, in-cluster")
     parser.add_argument("--resync", type=float, default=30.0, help="seconds between full re-syncs")
+    parser.add_argument("--netns", type=Path, help="the cluster network (its /proc/PID/ns/net): endpoints live there")
+    parser.add_argument("--forward", type=int, action="append", default=[],
+                        help="also forward 127.0.0.1:PORT into the cluster network (repeatable)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s nodeport %(levelname)s %(message)s")
     credentials = credentials_from_kubeconfig(args.kubeconfig) if args.kubeconfig else credentials_from_env()
+    connect: Connect = asyncio.open_connection
+    if args.netns:
+        connect = functools.partial(podnet.open_connection, args.netns)
 
     async def serve() -> None:
         task = asyncio.current_task()
@@ -315,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
         async with KubeApi(credentials) as api:
-            await NodePortProxy(api, resync_sec=args.resync).run()
+            await NodePortProxy(api, resync_sec=args.resync, connect=connect, forwards=args.forward).run()
 
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(serve())

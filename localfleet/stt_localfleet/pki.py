@@ -119,7 +119,7 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def ensure_pki(directory: Path, *, node_name: str, service_ip: str) -> Pki:
+def ensure_pki(directory: Path, *, node_name: str, service_ips: Sequence[str]) -> Pki:
     """Make the CA, serving, client and service-account material under `directory` unless it is there."""
     pki = Pki(directory)
     identities = (ADMIN, CONTROLLER_MANAGER, SCHEDULER, node_identity(node_name))
@@ -135,7 +135,7 @@ def ensure_pki(directory: Path, *, node_name: str, service_ip: str) -> Pki:
     serving_key = _new_key()
     _write_key(pki.serving_key, serving_key)
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in SERVING_NAMES]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", service_ip)]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", *service_ips)]
     pki.serving_cert.write_bytes(_pem(_sign(
         subject=_name("kube-apiserver"), public_key=serving_key.public_key(), issuer=ca_name, issuer_key=ca_key,
         ca=False, usages=[ExtendedKeyUsageOID.SERVER_AUTH], sans=sans)))
