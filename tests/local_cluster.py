@@ -53,6 +53,17 @@ class LocalCluster:
     def audit_log(self) -> Path:
         return self.workdir / "logs" / "audit.log"
 
+    @property
+    def netns(self) -> Path:
+        """The cluster network (pod IPs answer only in there): see stt_localfleet.podnet."""
+        return Path(f"/proc/{(self.workdir / 'podnet.pid').read_text().strip()}/ns/net")
+
+    def inside(self, argv: Sequence[str]) -> list[str]:
+        """`argv` run inside the cluster network, e.g. an operator process that scrapes pod IPs."""
+        from stt_localfleet import podnet
+
+        return podnet.enter_command(self.netns, argv)
+
     def log(self, name: str) -> Path:
         return self.workdir / "logs" / f"{name}.log"
 

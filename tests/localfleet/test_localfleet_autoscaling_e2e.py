@@ -30,6 +30,7 @@ import aiohttp
 import pytest
 import yaml
 from local_cluster import LocalCluster, operator_installed, tail
+from stt_localfleet import podnet
 from stt_localfleet.fleet import CRDS_DIR
 from stt_localfleet.loadgen import LoadGenerator, OwnConnectionClient, wait_serving
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfig, resource_path
@@ -77,12 +78,13 @@ async def until(cluster: LocalCluster, api: KubeApi, namespace: str, check: Call
         await asyncio.sleep(0.25)
 
 
-async def sessions_per_pod(api: KubeApi, namespace: str, token: str | None) -> dict[str, float]:
+async def sessions_per_pod(cluster: LocalCluster, api: KubeApi, namespace: str, token: str | None) -> dict[str, float]:
     """active_sessions of every ready pod, read from its control plane like the autoscaler does."""
     targets = pod_targets(await api.list(resource_path("v1", "pods", namespace=namespace)))
     out: dict[str, float] = {}
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2),
+                                     connector=podnet.aiohttp_connector(cluster.netns)) as http:
         for pod in targets:
             if pod.being_deleted or not pod.ready:
                 continue
@@ -134,7 +136,7 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(
         await load.stop(timeout=0)  # cancel the load's streams (client side)
 
         async def idle() -> dict[str, float] | None:
-            counts = await sessions_per_pod(api, namespace, token)
+            counts = await sessions_per_pod(fleet, api, namespace, token)
             return counts if len(counts) == 2 and not any(counts.values()) else None
         await until(fleet, api, namespace, idle, what="the load's sessions to close on both pods", timeout=20)
         # The proxy (another process) follows the EndpointSlice: wait until the slice lists both
@@ -154,7 +156,7 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(
         seen: list[dict[str, float]] = []
 
         async def one_each() -> dict[str, float] | None:
-            seen.append(await sessions_per_pod(api, namespace, token))
+            seen.append(await sessions_per_pod(fleet, api, namespace, token))
             return seen[-1] if sorted(seen[-1].values()) == [1.0, 1.0] else None
         try:
             await until(fleet, api, namespace, one_each, what="one long stream on each pod", timeout=10)
