@@ -1,55 +1,63 @@
-"""The kubelet's record of a local pod, its loopback address, and the status documents it publishes.
+"""The kubelet's record of a pod's containers, its loopback address, and the status it publishes.
 
-Pure helpers: what a Pod's `status` and a Deployment's `status` say, given the local pods, written
-the way the kubelet and the deployment controller write them.
+Pure helpers: `ContainerRecord` is what the runtime knows of one container (state, last
+termination, restarts, probe verdicts); `pod_phase`, `pod_conditions` and `pod_status` turn those
+records into the Pod's `status` the way the kubelet computes it (kubelet_pods.go `getPhase`,
+status/generate.go). The kubelet owns everything here except `PodScheduled` (the scheduler's) and
+other controllers' conditions, which `pod_status` carries over unchanged.
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
+import ipaddress
+import itertools
 import socket
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
-from stt_operator.autoscaling.kubeapi import resource_path
-from stt_localfleet.podprocess import LaunchPlan, PodProcess
+KUBELET_CONDITIONS: Final = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
 
 
 def now_iso() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def template_hash(template: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
-
-
 class AddressPool:
-    """Loopback addresses for pods, lowest free first (127.0.0.1 stays the node's).
+    """Pod IPs from the pod CIDR, lowest free first (the node's own address is never handed out).
 
-    An address whose ports something else already holds (another local fleet, a stray server)
-    is skipped, so that pod's server does not crash-loop on "address already in use".
+    An address whose ports something else already holds (a stray server, another kubelet) is
+    skipped, so that pod's server does not crash-loop on "address already in use".
     """
 
-    def __init__(self) -> None:
-        self._used: set[int] = set()
+    def __init__(self, cidr: str | ipaddress.IPv4Network = "10.244.0.0/16", *, node_ip: str = "10.244.0.1") -> None:
+        self.network = ipaddress.IPv4Network(cidr)
+        self.node_ip = ipaddress.IPv4Address(node_ip)
+        self._used: set[ipaddress.IPv4Address] = set()
 
-    def allocate(self, ports: Sequence[int] = ()) -> str:
-        for n in range(2, 65_000):
-            if n in self._used:
+    def allocate(self, ports: Sequence[int] = (), *, prefer: str | None = None) -> str:
+        """A free address; `prefer` (the pod's IP before a kubelet restart) when it is still free."""
+        candidates: Iterable[ipaddress.IPv4Address] = self.network.hosts()
+        if prefer and self._valid(prefer):
+            candidates = itertools.chain([ipaddress.IPv4Address(prefer)], candidates)
+        for address in candidates:
+            if address in self._used or address == self.node_ip:
                 continue
-            address = f"127.0.{n // 256}.{n % 256}"
-            if all(_bindable(address, port) for port in ports):
-                self._used.add(n)
-                return address
-        raise RuntimeError("no free loopback address for a pod")
+            if all(_bindable(str(address), port) for port in ports):
+                self._used.add(address)
+                return str(address)
+        raise RuntimeError(f"no free address for a pod in {self.network}")
+
+    def _valid(self, address: str) -> bool:
+        try:
+            return ipaddress.IPv4Address(address) in self.network
+        except ValueError:
+            return False
 
     def release(self, address: str) -> None:
-        _, _, c, d = (int(x) for x in address.split("."))
-        self._used.discard(c * 256 + d)
+        if self._valid(address):
+            self._used.discard(ipaddress.IPv4Address(address))
 
 
 def _bindable(address: str, port: int) -> bool:
@@ -61,96 +69,181 @@ def _bindable(address: str, port: int) -> bool:
     return True
 
 
-def container_ports(template: Mapping[str, Any]) -> list[int]:
-    """The first container's ports (what its server will bind on the pod's address)."""
-    containers = (template.get("spec") or {}).get("containers") or [{}]
-    return [int(p["containerPort"]) for p in containers[0].get("ports") or () if p.get("containerPort")]
+def pod_ports(pod: Mapping[str, Any]) -> list[int]:
+    """Every container's TCP ports (what the pod's processes will bind on its address)."""
+    spec = pod.get("spec") or {}
+    return [int(p["containerPort"]) for c in spec.get("containers") or () for p in c.get("ports") or ()
+            if p.get("containerPort") and p.get("protocol", "TCP") == "TCP"]
+
+
+@dataclass(frozen=True)
+class Terminated:
+    exit_code: int
+    reason: str
+    started_at: str
+    finished_at: str
+    container_id: str = ""
+    message: str = ""
+    signal: int = 0
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"exitCode": self.exit_code, "reason": self.reason, "startedAt": self.started_at,
+                               "finishedAt": self.finished_at}
+        if self.container_id:
+            doc["containerID"] = self.container_id
+        if self.message:
+            doc["message"] = self.message
+        if self.signal:
+            doc["signal"] = self.signal
+        return doc
+
+
+def terminated(exit_code: int, *, started_at: str, container_id: str = "", message: str = "") -> Terminated:
+    """A termination from a process exit status (negative: killed by that signal, shown as 128+N)."""
+    code = 128 - exit_code if exit_code < 0 else exit_code
+    return Terminated(exit_code=code, reason="Completed" if code == 0 else "Error", started_at=started_at,
+                      finished_at=now_iso(), container_id=container_id, message=message,
+                      signal=-exit_code if exit_code < 0 else 0)
 
 
 @dataclass
-class LocalPod:
+class ContainerRecord:
+    """What the node knows of one container, from which its `containerStatuses` entry is written."""
+
     name: str
-    namespace: str
-    deployment: str
-    template_hash: str
-    address: str
-    template: dict[str, Any]
-    process: PodProcess | None = None
-    plan: LaunchPlan | None = None
+    image: str
+    image_id: str = ""
+    waiting: tuple[str, str] = ("ContainerCreating", "")  # (reason, message) while not running
+    running_since: str | None = None
+    pid: int | None = None
+    terminated: Terminated | None = None  # the current state, when it ended and is not restarting
+    last_terminated: Terminated | None = None
+    restart_count: int = 0
+    started: bool = False  # the startupProbe passed (or there is none)
     ready: bool = False
-    ready_since: float = 0.0
-    deleting: bool = False
-    created: float = field(default_factory=time.monotonic)
-    restarts: int = 0
-    next_restart: float = 0.0
-    waiting: tuple[str, str] | None = None  # (reason, message) while it cannot start
-    start_time: str | None = None
-    ever_ready: bool = False
-    next_probe: float = 0.0
-    probe_successes: int = 0
-    probe_failures: int = 0
-    ready_changed_at: str = field(default_factory=lambda: now_iso())
+    init: bool = False
 
     @property
-    def path(self) -> str:
-        return resource_path("v1", "pods", namespace=self.namespace, name=self.name)
+    def container_id(self) -> str:
+        return f"localfleet://{self.pid}" if self.pid else ""
+
+    def state(self) -> dict[str, Any]:
+        if self.running_since is not None:
+            return {"running": {"startedAt": self.running_since}}
+        if self.terminated is not None:
+            return {"terminated": self.terminated.document()}
+        reason, message = self.waiting
+        return {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+
+    def status(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "name": self.name, "image": self.image, "imageID": self.image_id, "ready": self.ready,
+            "started": self.started and self.running_since is not None, "restartCount": self.restart_count,
+            "state": self.state(), "lastState": {"terminated": self.last_terminated.document()}
+            if self.last_terminated else {},
+        }
+        if self.container_id:
+            doc["containerID"] = self.container_id
+        return doc
 
 
-def deletion_rank(pod: LocalPod) -> tuple[int, float, float]:
-    """The ReplicaSet controller's order: not-ready first, then ready for the shortest time, newest."""
-    return (1 if pod.ready else 0, -pod.ready_since, -pod.created)
+def pod_phase(restart_policy: str, containers: Sequence[ContainerRecord], *,
+              init: Sequence[ContainerRecord] = (), terminal: bool = False) -> str:
+    """The kubelet's getPhase (kubelet_pods.go) over the init and app containers' records."""
+    pending_init = failed_init = 0
+    for record in init:
+        if record.running_since is not None:
+            pending_init += 1
+        elif record.terminated is not None:
+            failed_init += record.terminated.exit_code != 0
+        elif record.last_terminated is not None:
+            failed_init += record.last_terminated.exit_code != 0
+        else:
+            pending_init += 1
+    running = waiting = stopped = succeeded = 0
+    for record in containers:
+        if record.running_since is not None:
+            running += 1
+        elif record.terminated is not None:
+            stopped += 1
+            succeeded += record.terminated.exit_code == 0
+        elif record.last_terminated is not None:
+            stopped += 1  # waiting to restart (CrashLoopBackOff): it has run
+        else:
+            waiting += 1
+    if failed_init and restart_policy == "Never":
+        return "Failed"
+    if pending_init or waiting:
+        return "Pending"
+    if running:
+        return "Running"
+    if not stopped:
+        return "Pending"
+    if terminal:  # its containers won't be restarted, whatever the policy
+        return "Succeeded" if stopped == succeeded else "Failed"
+    if restart_policy == "Always":
+        return "Running"  # every container is restarting
+    if stopped == succeeded:
+        return "Succeeded"
+    return "Failed" if restart_policy == "Never" else "Running"
 
 
-def pod_status(pod: LocalPod, *, phase: str) -> dict[str, Any]:
-    """`status` of the Pod object: phase, IP, conditions, the one container's state."""
-    ready = "True" if pod.ready else "False"
-    started = pod.start_time or now_iso()
-    state: dict[str, Any] = ({"waiting": {"reason": pod.waiting[0], "message": pod.waiting[1]}}
-                             if pod.waiting else {"running": {"startedAt": started}})
-    containers = (pod.template.get("spec") or {}).get("containers") or [{}]
+def _condition(kind: str, ok: bool, previous: Mapping[str, Mapping[str, Any]], *, reason: str = "",
+               message: str = "", generation: int | None = None) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    before = previous.get(kind) or {}
+    since = before.get("lastTransitionTime") if before.get("status") == status else None
+    doc: dict[str, Any] = {"type": kind, "status": status, "lastProbeTime": None,
+                           "lastTransitionTime": since or now_iso()}
+    if generation is not None:
+        doc["observedGeneration"] = generation
+    if not ok and reason:
+        doc["reason"] = reason
+    if not ok and message:
+        doc["message"] = message
+    return doc
+
+
+def pod_conditions(pod: Mapping[str, Any], *, sandbox_ready: bool, init: Sequence[ContainerRecord],
+                   containers: Sequence[ContainerRecord], terminal: bool = False) -> list[dict[str, Any]]:
+    """PodReadyToStartContainers, Initialized, ContainersReady, Ready; other conditions carried over."""
+    current = list((pod.get("status") or {}).get("conditions") or ())
+    previous = {c.get("type", ""): c for c in current}
+    generation = (pod.get("metadata") or {}).get("generation")
+    pending_init = [r.name for r in init if r.terminated is None or r.terminated.exit_code != 0]
+    unready = [r.name for r in containers if not r.ready]
+    gates = [g.get("conditionType") for g in (pod.get("spec") or {}).get("readinessGates") or ()]
+    closed_gates = [g for g in gates if (previous.get(str(g)) or {}).get("status") != "True"]
+    ready_message = (f"containers with unready status: [{' '.join(unready)}]" if unready
+                     else f"the status of pod readiness gate {', '.join(map(str, closed_gates))} is not \"True\"")
+    owned = [
+        _condition("PodReadyToStartContainers", sandbox_ready and not terminal, previous, generation=generation),
+        _condition("Initialized", not pending_init, previous, reason="ContainersNotInitialized",
+                   message=f"containers with incomplete status: [{' '.join(pending_init)}]", generation=generation),
+        _condition("ContainersReady", not unready and not terminal, previous, reason="PodCompleted" if terminal
+                   else "ContainersNotReady", message=ready_message if unready else "", generation=generation),
+        _condition("Ready", not unready and not closed_gates and not terminal, previous,
+                   reason="PodCompleted" if terminal else "ContainersNotReady" if unready
+                   else "ReadinessGatesNotReady", message=ready_message, generation=generation),
+    ]
+    carried = [c for c in current if c.get("type") not in KUBELET_CONDITIONS]
+    return carried + owned
+
+
+def pod_status(pod: Mapping[str, Any], *, host_ip: str, pod_ip: str | None, start_time: str | None, phase: str,
+               init: Sequence[ContainerRecord], containers: Sequence[ContainerRecord],
+               sandbox_ready: bool) -> dict[str, Any]:
+    """The Pod's `status` as the kubelet writes it (a merge patch of this replaces the kubelet's fields)."""
+    terminal = phase in ("Succeeded", "Failed")
     status: dict[str, Any] = {
-        "phase": phase, "hostIP": "127.0.0.1",
-        "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": started},
-            {"type": "ContainersReady", "status": ready, "lastTransitionTime": pod.ready_changed_at},
-            {"type": "Ready", "status": ready, "lastTransitionTime": pod.ready_changed_at},
-        ],
-        "containerStatuses": [{"name": containers[0].get("name", "server"), "ready": pod.ready,
-                               "started": pod.process is not None, "restartCount": pod.restarts,
-                               "state": state}],
+        "phase": phase, "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
+        "podIP": pod_ip, "podIPs": [{"ip": pod_ip}] if pod_ip else None, "startTime": start_time,
+        "conditions": pod_conditions(pod, sandbox_ready=sandbox_ready, init=init, containers=containers,
+                                     terminal=terminal),
+        "containerStatuses": [r.status() for r in containers],
+        "initContainerStatuses": [r.status() for r in init] or None,
     }
-    if pod.process is not None:
-        status["podIP"] = pod.address
-        status["podIPs"] = [{"ip": pod.address}]
-    if pod.start_time:
-        status["startTime"] = pod.start_time
+    generation = (pod.get("metadata") or {}).get("generation")
+    if generation is not None:
+        status["observedGeneration"] = generation
     return status
-
-
-def deployment_status(dep: Mapping[str, Any], pods: Sequence[LocalPod], *, template_hash: str) -> dict[str, Any]:
-    """`status` of a Deployment, counted over its local pods as the deployment controller counts."""
-    spec = dep.get("spec") or {}
-    desired = 1 if spec.get("replicas") is None else int(spec["replicas"])
-    active = [p for p in pods if not p.deleting]
-    ready = sum(p.ready for p in active)
-    updated = sum(p.template_hash == template_hash for p in active)
-    available = ready >= desired
-    return {
-        "observedGeneration": int((dep.get("metadata") or {}).get("generation") or 1),
-        "replicas": len(active), "updatedReplicas": updated, "readyReplicas": ready,
-        "availableReplicas": ready, "unavailableReplicas": max(0, desired - ready),
-        "terminatingReplicas": len(pods) - len(active),
-        "conditions": [
-            {"type": "Available", "status": "True" if available else "False",
-             "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable"},
-            {"type": "Progressing", "status": "True",
-             "reason": "NewReplicaSetAvailable" if updated == desired == ready else "ReplicaSetUpdated"},
-        ],
-    }
-
-
-def readiness_probe(template: Mapping[str, Any]) -> dict[str, Any]:
-    """The first container's readinessProbe (empty when it has none)."""
-    containers = (template.get("spec") or {}).get("containers") or [{}]
-    return dict(containers[0].get("readinessProbe") or {})

@@ -1,0 +1,80 @@
+"""The pod worker's rules that need no process: admission, grace periods, restarts, volume setup.
+
+`admission_failure` is the kubelet's resource-fit admission for what the scheduler cannot have
+checked (a pod bound by hand asking for `nvidia.com/gpu`); `grace_period` picks the deletion's or
+the spec's grace; `restart_wanted` is `restartPolicy`; `volumes_ready` materialises every volume
+of a pod under its directory and returns each volume's host directory for the bind mounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from stt_localfleet.envvars import PodFacts, quantity
+from stt_localfleet.sources import TokenCache
+from stt_localfleet.volumes import check_host_path, plan_volumes, write_files
+
+DEFAULT_GRACE_SEC: Final = 30.0
+
+
+def admission_failure(pod: Mapping[str, Any], allocatable: Mapping[str, str]) -> tuple[str, str] | None:
+    """(reason, message) when the node cannot hold the pod's requests for a resource it lacks."""
+    spec = pod.get("spec") or {}
+    wanted: dict[str, Any] = {}
+    for container in spec.get("containers") or ():
+        resources = container.get("resources") or {}
+        for name, value in {**(resources.get("limits") or {}), **(resources.get("requests") or {})}.items():
+            wanted[name] = wanted.get(name, 0) + quantity(value)
+    for name, amount in sorted(wanted.items()):
+        have = quantity(allocatable.get(name, "0"))
+        if name not in ("cpu", "memory", "ephemeral-storage") and amount > have:
+            message = (f"Pod was rejected: Node didn't have enough resource: {name}, "
+                       f"requested: {amount}, used: 0, capacity: {have}")
+            return f"OutOf{name}", message
+    return None
+
+
+def grace_period(pod: Mapping[str, Any], *, deleting: bool = False) -> float:
+    """The deletion's grace period when the pod is being deleted, else the spec's (default 30 s)."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    if deleting and meta.get("deletionGracePeriodSeconds") is not None:
+        return float(meta["deletionGracePeriodSeconds"])
+    value = spec.get("terminationGracePeriodSeconds")
+    return DEFAULT_GRACE_SEC if value is None else float(value)
+
+
+def restart_wanted(policy: str, exit_code: int, *, init: bool) -> bool:
+    """Whether a container that exited with `exit_code` runs again under `policy`."""
+    if init:  # an init container that succeeded is done; one that failed retries unless Never
+        return exit_code != 0 and policy != "Never"
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+async def volumes_ready(pod: Mapping[str, Any], root: Path, *,
+                        sources: tuple[Mapping[str, Any], Mapping[str, Any]], facts: PodFacts,
+                        tokens: TokenCache) -> dict[str, Path]:
+    """Write every volume of `pod` under `root` (tokens from `tokens`); the host directory of each.
+
+    Raises LaunchError(ContainerCreating) when a volume cannot be set up yet.
+    """
+    configmaps, secrets = sources
+    plans = plan_volumes(pod, configmaps=configmaps, secrets=secrets, facts=facts)
+    dirs: dict[str, Path] = {}
+    for name, plan in plans.items():
+        if plan.kind == "hostPath" and plan.host_path is not None:
+            check_host_path(plan.host_path, plan.host_path_type)
+            dirs[name] = plan.host_path
+            continue
+        directory = root / name
+        directory.mkdir(parents=True, exist_ok=True)
+        if plan.kind == "files":
+            files = {item.path: (item.content, item.mode) for item in plan.files}
+            for item in plan.tokens:
+                token = await tokens.get(pod, item)
+                files[item.path] = (token.value.encode(), item.mode)
+            write_files(directory, files)
+        dirs[name] = directory
+    return dirs
+

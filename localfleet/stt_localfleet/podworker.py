@@ -1,0 +1,371 @@
+"""One pod on the node, from admission to deletion: the kubelet's pod worker, for local processes.
+
+`PodWorker.run` admits the pod (rejects one that asks for a resource the node lacks), gives it a
+loopback address, sets up its volumes (refreshing ConfigMap/Secret files every minute and tokens
+at 80% of their lifetime), runs init containers in order and then every app container, restarts
+them per `restartPolicy` with the crash-loop back-off, and writes the Pod's status whenever it
+changed. When the pod gets a `deletionTimestamp` it stops every container (preStop, SIGTERM,
+SIGKILL after the grace period), writes the final status and deletes the Pod with grace period 0
+and a uid precondition. On node shutdown it stops the containers the same way but leaves the Pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, resource_path
+
+from stt_localfleet.backoff import CrashBackoff
+from stt_localfleet.containerrun import ContainerRun
+from stt_localfleet.envvars import PodFacts, referenced_sources
+from stt_localfleet.events import EventRecorder
+from stt_localfleet.images import resolve_image
+from stt_localfleet.launcherrors import LaunchError
+from stt_localfleet.podprocess import ContainerProcess, plan_container
+from stt_localfleet.pods import (
+    AddressPool,
+    ContainerRecord,
+    Terminated,
+    now_iso,
+    pod_phase,
+    pod_ports,
+    pod_status,
+)
+from stt_localfleet.podsetup import admission_failure, grace_period, restart_wanted, volumes_ready
+from stt_localfleet.sources import TokenCache, fetch_sources
+
+log = logging.getLogger("stt_localfleet.podworker")
+REMOVED_GRACE_SEC: Final = 2.0  # a pod force-deleted from the API: the kubelet's minimum grace
+
+
+@dataclass
+class NodeServices:
+    """What every pod worker shares: the API, the node's facts, and the helpers with state."""
+
+    api: KubeApi
+    node_name: str
+    node_ip: str
+    workdir: Path
+    service_env: Mapping[str, str]
+    addresses: AddressPool
+    events: EventRecorder
+    tokens: TokenCache
+    http: aiohttp.ClientSession
+    backoff: CrashBackoff
+    image_paths: tuple[Path, ...]
+    allocatable: Mapping[str, str]
+    executables: Mapping[str, str] | None = None
+    volume_resync_sec: float = 60.0
+    retry_sec: float = 2.0
+
+
+class PodWorker:
+    """Runs one pod; `update` feeds it the latest Pod object (None: gone from the API)."""
+
+    def __init__(self, services: NodeServices, pod: dict[str, Any]) -> None:
+        self.s = services
+        self.pod = pod
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        self.uid, self.namespace, self.name = str(meta["uid"]), str(meta["namespace"]), str(meta["name"])
+        self.init_records = [ContainerRecord(name=c["name"], image=c.get("image", ""), init=True)
+                             for c in spec.get("initContainers") or ()]
+        self.records = [ContainerRecord(name=c["name"], image=c.get("image", "")) for c in spec.get("containers") or ()]
+        self.runs: dict[str, ContainerRun] = {}
+        self.finished: dict[str, float] = {}  # container -> monotonic time of its last exit
+        self.pending_restart: set[str] = set()
+        self.retry_at: dict[str, float] = {}
+        self.address: str | None = None
+        self.start_time: str | None = None
+        self.volume_dirs: dict[str, Path] | None = None
+        self.sources: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+        self.next_volume_sync = 0.0
+        self.rejected: tuple[str, str] | None = None
+        self.terminal = False
+        self.passive = False
+        self.removed = False
+        self.shutting_down = False
+        self.published: dict[str, Any] | None = None
+        self._wake = asyncio.Event()
+        self._deadline: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def pod_dir(self) -> Path:
+        return self.s.workdir / "pods" / self.uid
+
+    @property
+    def log_dir(self) -> Path:
+        return self.s.workdir / "logs" / f"{self.namespace}_{self.name}_{self.uid}"
+
+    @property
+    def deleting(self) -> bool:
+        return bool((self.pod.get("metadata") or {}).get("deletionTimestamp"))
+
+    def update(self, pod: dict[str, Any] | None) -> None:
+        if pod is None:
+            self.removed = True
+        else:
+            self.pod = pod
+        self._wake.set()
+
+    def request_shutdown(self) -> None:
+        self.shutting_down = True
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _wake_at(self, delay: float) -> None:
+        at = time.monotonic() + max(delay, 0.0)
+        self._deadline = at if self._deadline is None else min(self._deadline, at)
+
+    async def run(self) -> None:
+        try:
+            self._admit()
+            while not (self.removed or self.deleting or self.shutting_down):
+                try:
+                    await self._sync()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("pod %s: sync failed; retrying", self.key)
+                    self._wake_at(self.s.retry_sec)
+                await self._publish()
+                await self._sleep()
+            await self._stop_all()
+            if self.deleting and not self.removed:
+                await self._publish(terminal=True)
+                await self._delete()
+            elif self.shutting_down:
+                with contextlib.suppress(ApiError, aiohttp.ClientError, OSError, TimeoutError):
+                    async with asyncio.timeout(3.0):
+                        await self._publish()
+        finally:
+            for run in self.runs.values():
+                run.kill_now()
+                await run.close()
+            if self.address and self.address != self.s.node_ip:
+                self.s.addresses.release(self.address)
+            self.s.tokens.forget(self.uid)
+            shutil.rmtree(self.pod_dir, ignore_errors=True)
+
+    async def _sleep(self) -> None:
+        self._wake.clear()
+        timeout = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+        with contextlib.suppress(TimeoutError):
+            # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that lands as the event fires.
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self._deadline = None
+
+    def _admit(self) -> None:
+        status, spec = self.pod.get("status") or {}, self.pod.get("spec") or {}
+        self.start_time = status.get("startTime") or now_iso()
+        if status.get("phase") in ("Succeeded", "Failed") or self.deleting:
+            # Finished (under an earlier kubelet) or going: nothing starts, and its status stays as it is.
+            self.terminal = self.passive = True
+            return
+        self.rejected = admission_failure(self.pod, self.s.allocatable)
+        if self.rejected:
+            self.s.events.record(self.pod, reason=self.rejected[0], kind="Warning", message=self.rejected[1])
+            return
+        self.address = self.s.node_ip if spec.get("hostNetwork") else self.s.addresses.allocate(
+            pod_ports(self.pod), prefer=status.get("podIP"))
+        before = {c.get("name"): c for c in [*(status.get("initContainerStatuses") or ()),
+                                              *(status.get("containerStatuses") or ())]}
+        for record in [*self.init_records, *self.records]:
+            prior = before.get(record.name) or {}
+            record.restart_count = int(prior.get("restartCount") or 0)
+            state = prior.get("state") or {}
+            if "running" in state or "terminated" in state:  # it ran under a kubelet that is gone
+                record.last_terminated = Terminated(255, "Unknown", started_at=self.start_time,
+                                                    finished_at=now_iso())
+                self.pending_restart.add(record.name)
+        log.info("pod %s admitted on %s", self.key, self.address)
+
+    async def _sync(self) -> None:
+        if self.terminal or self.rejected:
+            return
+        if not await self._ensure_volumes():
+            return
+        spec = self.pod.get("spec") or {}
+        for container, record in zip(spec.get("initContainers") or (), self.init_records, strict=False):
+            if record.terminated is not None and record.terminated.exit_code == 0:
+                continue
+            await self._maybe_start(container, record, init=True)
+            return  # init containers run one at a time, in order
+        for container, record in zip(spec.get("containers") or (), self.records, strict=False):
+            await self._maybe_start(container, record, init=False)
+        if self._phase() in ("Succeeded", "Failed"):
+            self.terminal = True
+
+    def _phase(self, *, terminal: bool = False) -> str:
+        if self.rejected:
+            return "Failed"
+        policy = str((self.pod.get("spec") or {}).get("restartPolicy") or "Always")
+        return pod_phase(policy, self.records, init=self.init_records, terminal=terminal)
+
+    async def _ensure_volumes(self) -> bool:
+        refresh = self.s.tokens.next_refresh(self.uid)
+        token_due = refresh is not None and time.time() >= refresh
+        if self.volume_dirs is not None and time.monotonic() < self.next_volume_sync and not token_due:
+            return True
+        try:
+            configmaps, secrets = referenced_sources(self.pod)
+            self.sources = await fetch_sources(self.s.api, self.namespace, configmaps=configmaps, secrets=secrets)
+            facts = PodFacts(pod_ip=self.address or "", host_ip=self.s.node_ip, node_allocatable=self.s.allocatable)
+            self.volume_dirs = await volumes_ready(self.pod, self.pod_dir / "volumes", sources=self.sources,
+                                                   facts=facts, tokens=self.s.tokens)
+        except LaunchError as exc:
+            self.s.events.record(self.pod, reason="FailedMount", kind="Warning", message=exc.message)
+            self._wake_at(self.s.retry_sec)
+            return self.volume_dirs is not None  # a failed refresh leaves running containers alone
+        self.next_volume_sync = time.monotonic() + self.s.volume_resync_sec
+        self._wake_at(self.s.volume_resync_sec)
+        refresh = self.s.tokens.next_refresh(self.uid)
+        if refresh is not None:
+            self._wake_at(refresh - time.time())
+        return True
+
+    async def _maybe_start(self, container: Mapping[str, Any], record: ContainerRecord, *, init: bool) -> None:
+        name = record.name
+        run = self.runs.get(name)
+        if run is not None:
+            if not run.exited.is_set():
+                return
+            del self.runs[name]
+            await run.close()
+            self.finished[name] = run.finished_at or time.monotonic()
+        if record.terminated is not None:  # it exited: restart it?
+            policy = str((self.pod.get("spec") or {}).get("restartPolicy") or "Always")
+            if not restart_wanted(policy, record.terminated.exit_code, init=init):
+                return
+            record.last_terminated, record.terminated = record.terminated, None
+            self.pending_restart.add(name)
+        backoff_key = f"{self.uid}/{name}"
+        if name in self.pending_restart:
+            remaining = self.s.backoff.remaining(backoff_key, finished_at=self.finished.get(name, 0.0))
+            if remaining > 0:
+                pod_ref = f"{self.name}_{self.namespace}({self.uid})"
+                record.waiting = ("CrashLoopBackOff", f"back-off {self.s.backoff.current(backoff_key):g}s "
+                                                      f"restarting failed container={name} pod={pod_ref}")
+                self.s.events.record(self.pod, reason="BackOff", kind="Warning", container=name,
+                                     message=f"Back-off restarting failed container {name} in pod {pod_ref}")
+                self._wake_at(remaining)
+                return
+        if time.monotonic() < self.retry_at.get(name, 0.0):
+            return
+        if name in self.pending_restart:
+            self.s.backoff.next(backoff_key)
+            self.pending_restart.discard(name)
+            record.restart_count += 1
+        await self._start(container, record)
+
+    def _failed_start(self, record: ContainerRecord, exc: LaunchError, event: str) -> None:
+        record.waiting = (exc.reason, exc.message)
+        self.s.events.record(self.pod, reason="Failed", kind="Warning", container=record.name, message=event)
+        self.retry_at[record.name] = time.monotonic() + self.s.retry_sec
+        self._wake_at(self.s.retry_sec)
+
+    async def _start(self, container: Mapping[str, Any], record: ContainerRecord) -> None:
+        image_ref = str(container.get("image") or "")
+        try:
+            image = resolve_image(image_ref, executables=self.s.executables)
+        except LaunchError as exc:
+            self._failed_start(record, exc, f'Failed to pull image "{image_ref}": {exc.message}')
+            return
+        record.image_id = image.image_id
+        self.s.events.record(self.pod, reason="Pulled", container=record.name,
+                             message=f'Container image "{image_ref}" already present on machine')
+        try:
+            plan = plan_container(self.pod, container, image=image, service_env=self.s.service_env,
+                                  facts=PodFacts(pod_ip=self.address or "", host_ip=self.s.node_ip, node_allocatable=self.s.allocatable),
+                                  configmaps=self.sources[0], secrets=self.sources[1],
+                                  volume_dirs=self.volume_dirs or {}, image_paths=self.s.image_paths)
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            with (self.log_dir / f"{record.name}.log").open("ab") as log_file:
+                process = await ContainerProcess.start(plan.launch, log=log_file)
+        except LaunchError as exc:
+            if exc.reason == "StartError":  # the program itself could not be exec'd: it "ran" and failed
+                now = now_iso()
+                record.terminated = Terminated(128, "StartError", started_at=now, finished_at=now, message=exc.message)
+                self.finished[record.name] = time.monotonic()
+                self.s.events.record(self.pod, reason="Failed", kind="Warning", container=record.name,
+                                     message=f"Error: {exc.message}")
+                self.wake()
+            else:
+                self._failed_start(record, exc, f"Error: {exc.message}")
+            return
+        self.s.events.record(self.pod, reason="Created", container=record.name,
+                             message=f"Created container: {record.name}")
+        self.s.events.record(self.pod, reason="Started", container=record.name,
+                             message=f"Started container {record.name}")
+        log.info("pod %s: container %s started, pid %s", self.key, record.name, process.pid)
+        self.runs[record.name] = ContainerRun(
+            pod=self.pod, container=container, record=record, plan=plan, process=process,
+            pod_ip=self.address or self.s.node_ip, http=self.s.http, events=self.s.events, wake=self.wake,
+            grace_sec=lambda: grace_period(self.pod))
+
+    async def _stop_all(self) -> None:
+        if self.removed:
+            grace = REMOVED_GRACE_SEC
+        else:
+            grace = grace_period(self.pod, deleting=self.deleting and not self.shutting_down)
+        running = [run for run in self.runs.values() if not run.exited.is_set()]
+        for run in running:
+            self.s.events.record(self.pod, reason="Killing", container=run.plan.name,
+                                 message=f"Stopping container {run.plan.name}")
+        await asyncio.gather(*(run.stop(grace) for run in running))
+        for record in [*self.init_records, *self.records]:
+            if record.terminated is None and record.running_since is None:
+                record.ready = False
+
+    async def _publish(self, *, terminal: bool = False) -> None:
+        if self.passive:
+            return
+        phase = self._phase(terminal=terminal)
+        status = pod_status(self.pod, host_ip=self.s.node_ip, pod_ip=self.address, start_time=self.start_time, phase=phase,
+                            init=self.init_records, containers=self.records,
+                            sandbox_ready=self.address is not None and not terminal)
+        if self.rejected:
+            status.update({"reason": self.rejected[0], "message": self.rejected[1]})
+        if status == self.published:
+            return
+        try:
+            await self.s.api.merge_patch(resource_path("v1", "pods", namespace=self.namespace, name=self.name,
+                                                       subresource="status"), {"status": status})
+            self.published = status
+        except ApiError as exc:
+            if exc.status == 404:
+                self.removed = True
+                return
+            log.warning("pod %s: status update failed: %s", self.key, exc)
+            self._wake_at(1.0)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning("pod %s: status update failed: %s", self.key, exc)
+            self._wake_at(1.0)
+
+    async def _delete(self) -> None:
+        """End graceful deletion, as the kubelet does once every container has stopped."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                "preconditions": {"uid": self.uid}}
+        try:
+            await self.s.api.request("DELETE", resource_path("v1", "pods", namespace=self.namespace, name=self.name),
+                                     body=body)
+            log.info("pod %s deleted", self.key)
+        except ApiError as exc:
+            if exc.status not in (404, 409):
+                log.warning("pod %s: delete failed: %s", self.key, exc)
