@@ -30,12 +30,13 @@ from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from
 
 from stt_localfleet import podnet
 from stt_localfleet.backoff import CrashBackoff
+from stt_localfleet.containerstart import NodeServices
 from stt_localfleet.envvars import service_env
 from stt_localfleet.events import EventRecorder
 from stt_localfleet.images import image_paths
 from stt_localfleet.node import NodeHeart, host_resources
 from stt_localfleet.pods import AddressPool
-from stt_localfleet.podworker import NodeServices, PodWorker
+from stt_localfleet.podworker import PodWorker
 from stt_localfleet.sources import TokenCache
 
 log = logging.getLogger("stt_localfleet.kubelet")

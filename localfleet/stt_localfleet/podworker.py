@@ -1,7 +1,7 @@
 """One pod on the node, from admission to deletion: the kubelet's pod worker, for local processes.
 
-`PodWorker.run` admits the pod (rejects one that asks for a resource the node lacks), gives it a
-loopback address, sets up its volumes (refreshing ConfigMap/Secret files every minute and tokens
+`PodWorker.run` admits the pod (rejects one that asks for a resource the node lacks), gives it an
+address from the pod CIDR, sets up its volumes (refreshing ConfigMap/Secret files every minute and tokens
 at 80% of their lifetime), runs init containers in order and then every app container, restarts
 them per `restartPolicy` with the crash-loop back-off, and writes the Pod's status whenever it
 changed. When the pod gets a `deletionTimestamp` it stops every container (preStop, SIGTERM,
@@ -16,56 +16,22 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
-from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, resource_path
+from stt_operator.autoscaling.kubeapi import ApiError, resource_path
 
-from stt_localfleet.backoff import CrashBackoff
 from stt_localfleet.containerrun import ContainerRun
+from stt_localfleet.containerstart import ContainerStarter, NodeServices, PodEnvironment
 from stt_localfleet.envvars import PodFacts, referenced_sources
-from stt_localfleet.events import EventRecorder
-from stt_localfleet.images import resolve_image
 from stt_localfleet.launcherrors import LaunchError
-from stt_localfleet.podprocess import ContainerProcess, plan_container
-from stt_localfleet.pods import (
-    AddressPool,
-    ContainerRecord,
-    Terminated,
-    now_iso,
-    pod_phase,
-    pod_ports,
-    pod_status,
-)
-from stt_localfleet.podsetup import admission_failure, grace_period, restart_wanted, volumes_ready
-from stt_localfleet.sources import TokenCache, fetch_sources
+from stt_localfleet.pods import ContainerRecord, Terminated, now_iso, pod_phase, pod_ports, pod_status
+from stt_localfleet.podsetup import admission_failure, grace_period, volumes_ready
+from stt_localfleet.sources import fetch_sources
 
 log = logging.getLogger("stt_localfleet.podworker")
 REMOVED_GRACE_SEC: Final = 2.0  # a pod force-deleted from the API: the kubelet's minimum grace
-
-
-@dataclass
-class NodeServices:
-    """What every pod worker shares: the API, the node's facts, and the helpers with state."""
-
-    api: KubeApi
-    node_name: str
-    node_ip: str
-    workdir: Path
-    service_env: Mapping[str, str]
-    addresses: AddressPool
-    events: EventRecorder
-    tokens: TokenCache
-    http: aiohttp.ClientSession
-    backoff: CrashBackoff
-    image_paths: tuple[Path, ...]
-    allocatable: Mapping[str, str]
-    executables: Mapping[str, str] | None = None
-    volume_resync_sec: float = 60.0
-    retry_sec: float = 2.0
 
 
 class PodWorker:
@@ -80,9 +46,8 @@ class PodWorker:
                              for c in spec.get("initContainers") or ()]
         self.records = [ContainerRecord(name=c["name"], image=c.get("image", "")) for c in spec.get("containers") or ()]
         self.runs: dict[str, ContainerRun] = {}
-        self.finished: dict[str, float] = {}  # container -> monotonic time of its last exit
-        self.pending_restart: set[str] = set()
-        self.retry_at: dict[str, float] = {}
+        self.starter = ContainerStarter(services, uid=self.uid, log_dir=self.log_dir, wake=self.wake,
+                                        wake_at=self._wake_at)
         self.address: str | None = None
         self.start_time: str | None = None
         self.volume_dirs: dict[str, Path] | None = None
@@ -193,7 +158,7 @@ class PodWorker:
             if "running" in state or "terminated" in state:  # it ran under a kubelet that is gone
                 record.last_terminated = Terminated(255, "Unknown", started_at=self.start_time,
                                                     finished_at=now_iso())
-                self.pending_restart.add(record.name)
+                self.starter.pending_restart.add(record.name)
         log.info("pod %s admitted on %s", self.key, self.address)
 
     async def _sync(self) -> None:
@@ -205,12 +170,16 @@ class PodWorker:
         for container, record in zip(spec.get("initContainers") or (), self.init_records, strict=False):
             if record.terminated is not None and record.terminated.exit_code == 0:
                 continue
-            await self._maybe_start(container, record, init=True)
+            await self.starter.maybe_start(self._environment(), container, record, self.runs, init=True)
             return  # init containers run one at a time, in order
         for container, record in zip(spec.get("containers") or (), self.records, strict=False):
-            await self._maybe_start(container, record, init=False)
+            await self.starter.maybe_start(self._environment(), container, record, self.runs, init=False)
         if self._phase() in ("Succeeded", "Failed"):
             self.terminal = True
+
+    def _environment(self) -> PodEnvironment:
+        return PodEnvironment(pod=self.pod, address=self.address or self.s.node_ip, sources=self.sources,
+                              volume_dirs=self.volume_dirs or {})
 
     def _phase(self, *, terminal: bool = False) -> str:
         if self.rejected:
@@ -239,85 +208,6 @@ class PodWorker:
         if refresh is not None:
             self._wake_at(refresh - time.time())
         return True
-
-    async def _maybe_start(self, container: Mapping[str, Any], record: ContainerRecord, *, init: bool) -> None:
-        name = record.name
-        run = self.runs.get(name)
-        if run is not None:
-            if not run.exited.is_set():
-                return
-            del self.runs[name]
-            await run.close()
-            self.finished[name] = run.finished_at or time.monotonic()
-        if record.terminated is not None:  # it exited: restart it?
-            policy = str((self.pod.get("spec") or {}).get("restartPolicy") or "Always")
-            if not restart_wanted(policy, record.terminated.exit_code, init=init):
-                return
-            record.last_terminated, record.terminated = record.terminated, None
-            self.pending_restart.add(name)
-        backoff_key = f"{self.uid}/{name}"
-        if name in self.pending_restart:
-            remaining = self.s.backoff.remaining(backoff_key, finished_at=self.finished.get(name, 0.0))
-            if remaining > 0:
-                pod_ref = f"{self.name}_{self.namespace}({self.uid})"
-                record.waiting = ("CrashLoopBackOff", f"back-off {self.s.backoff.current(backoff_key):g}s "
-                                                      f"restarting failed container={name} pod={pod_ref}")
-                self.s.events.record(self.pod, reason="BackOff", kind="Warning", container=name,
-                                     message=f"Back-off restarting failed container {name} in pod {pod_ref}")
-                self._wake_at(remaining)
-                return
-        if time.monotonic() < self.retry_at.get(name, 0.0):
-            return
-        if name in self.pending_restart:
-            self.s.backoff.next(backoff_key)
-            self.pending_restart.discard(name)
-            record.restart_count += 1
-        await self._start(container, record)
-
-    def _failed_start(self, record: ContainerRecord, exc: LaunchError, event: str) -> None:
-        record.waiting = (exc.reason, exc.message)
-        self.s.events.record(self.pod, reason="Failed", kind="Warning", container=record.name, message=event)
-        self.retry_at[record.name] = time.monotonic() + self.s.retry_sec
-        self._wake_at(self.s.retry_sec)
-
-    async def _start(self, container: Mapping[str, Any], record: ContainerRecord) -> None:
-        image_ref = str(container.get("image") or "")
-        try:
-            image = resolve_image(image_ref, executables=self.s.executables)
-        except LaunchError as exc:
-            self._failed_start(record, exc, f'Failed to pull image "{image_ref}": {exc.message}')
-            return
-        record.image_id = image.image_id
-        self.s.events.record(self.pod, reason="Pulled", container=record.name,
-                             message=f'Container image "{image_ref}" already present on machine')
-        try:
-            plan = plan_container(self.pod, container, image=image, service_env=self.s.service_env,
-                                  facts=PodFacts(pod_ip=self.address or "", host_ip=self.s.node_ip, node_allocatable=self.s.allocatable),
-                                  configmaps=self.sources[0], secrets=self.sources[1],
-                                  volume_dirs=self.volume_dirs or {}, image_paths=self.s.image_paths)
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            with (self.log_dir / f"{record.name}.log").open("ab") as log_file:
-                process = await ContainerProcess.start(plan.launch, log=log_file)
-        except LaunchError as exc:
-            if exc.reason == "StartError":  # the program itself could not be exec'd: it "ran" and failed
-                now = now_iso()
-                record.terminated = Terminated(128, "StartError", started_at=now, finished_at=now, message=exc.message)
-                self.finished[record.name] = time.monotonic()
-                self.s.events.record(self.pod, reason="Failed", kind="Warning", container=record.name,
-                                     message=f"Error: {exc.message}")
-                self.wake()
-            else:
-                self._failed_start(record, exc, f"Error: {exc.message}")
-            return
-        self.s.events.record(self.pod, reason="Created", container=record.name,
-                             message=f"Created container: {record.name}")
-        self.s.events.record(self.pod, reason="Started", container=record.name,
-                             message=f"Started container {record.name}")
-        log.info("pod %s: container %s started, pid %s", self.key, record.name, process.pid)
-        self.runs[record.name] = ContainerRun(
-            pod=self.pod, container=container, record=record, plan=plan, process=process,
-            pod_ip=self.address or self.s.node_ip, http=self.s.http, events=self.s.events, wake=self.wake,
-            grace_sec=lambda: grace_period(self.pod))
 
     async def _stop_all(self) -> None:
         if self.removed:
