@@ -29,7 +29,8 @@ GROUP: Final = "sttfleet.io"
 VERSION: Final = "v1alpha1"
 PLURAL: Final = "sttservers"
 RESYNC_SEC: Final = float(os.environ.get("STT_OPERATOR_RESYNC_SEC", "30"))
-WATCH_TIMEOUT_SEC: Final = float(os.environ.get("STT_OPERATOR_WATCH_TIMEOUT_SEC", "60"))
+# Whole seconds: kopf sends it as `timeoutSeconds`, which kube-apiserver parses as an integer ("60.0" is a 400).
+WATCH_TIMEOUT_SEC: Final = int(float(os.environ.get("STT_OPERATOR_WATCH_TIMEOUT_SEC", "60")))
 # kopf watches the monitoring kinds only while the cluster serves them (it re-scans CRDs itself).
 WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("apps", "v1", "deployments"),
                            ("policy", "v1", "poddisruptionbudgets"),
