@@ -1,15 +1,22 @@
-"""One autoscaling pass against the local API server and real (loopback) pod control planes."""
+"""One autoscaling pass against the real kube-apiserver and real (loopback) pod control planes.
+
+The pods are API objects bound to a node no kubelet serves, so nothing runs them: their control
+planes are this test's loopback servers, whose load the test sets. Their Deployment is paused from
+the start, so the real deployment controller makes no ReplicaSet that would adopt or replace them.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from aiohttp import web
+from local_cluster import LocalCluster
 from stt_operator.autoscaling.behavior import Behavior
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfig, resource_path
 from stt_operator.autoscaling.timer import (
@@ -20,20 +27,10 @@ from stt_operator.autoscaling.timer import (
     read_control_token,
     set_condition,
 )
-from stt_localfleet.apiserver import LocalApiServer
 
-NS = "stt"
-LABELS = {"app.kubernetes.io/name": "stt-server", "app.kubernetes.io/instance": "demo"}
-CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "sttservers.sttfleet.io"},
-    "spec": {"group": "sttfleet.io", "scope": "Namespaced",
-             "names": {"plural": "sttservers", "singular": "sttserver", "kind": "SttServer", "shortNames": ["stt"]},
-             "versions": [{"name": "v1alpha1", "served": True, "storage": True, "subresources": {"status": {}},
-                           "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                               "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                               "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]},
-}
+LABELS: Final = {"app.kubernetes.io/name": "stt-server", "app.kubernetes.io/instance": "demo"}
+IMAGE: Final = "ghcr.io/stt-fleet/stt-server:0.1.0"
+NO_KUBELET_NODE: Final = "stt-test-no-kubelet"  # no Node of that name: the scheduler and kubelet leave its pods be
 
 
 def free_port() -> int:
@@ -47,6 +44,7 @@ class FakePod:
 
     def __init__(self, *, pending: float, healthy: bool = True) -> None:
         self.pending, self.healthy, self.port = pending, healthy, free_port()
+        self.scrapes = 0
 
     async def start(self, stack: AsyncExitStack) -> None:
         async def health(req: web.Request) -> web.StreamResponse:
@@ -56,6 +54,7 @@ class FakePod:
                                      status=200 if self.healthy else 503)
 
         async def metrics(req: web.Request) -> web.StreamResponse:
+            self.scrapes += 1
             return web.json_response({"metrics": {"decode_pending": self.pending, "active_sessions": 1}})
         app = web.Application()
         app.router.add_get("/health", health)
@@ -69,33 +68,71 @@ class FakePod:
 def pod_object(name: str, port: int) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": LABELS},
-            "spec": {"containers": [{"name": "server", "ports": [{"name": "http", "containerPort": port}]}]},
+            "spec": {"nodeName": NO_KUBELET_NODE, "automountServiceAccountToken": False,
+                     "containers": [{"name": "server", "image": IMAGE,
+                                     "ports": [{"name": "http", "containerPort": port}]}]},
             "status": {"phase": "Running", "podIP": "127.0.0.1",
                        "conditions": [{"type": "Ready", "status": "True"}]}}
 
 
+def deployment(env: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "demo"},
+            "spec": {"replicas": 1, "paused": True, "selector": {"matchLabels": LABELS}, "template": {
+                "metadata": {"labels": LABELS},
+                "spec": {"containers": [{"name": "server", "image": IMAGE, "env": env}]}}}}
+
+
+def sttserver(autoscaling: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "sttfleet.io/v1alpha1", "kind": "SttServer", "metadata": {"name": "demo"},
+            "spec": {"image": IMAGE, "autoscaling": autoscaling}}
+
+
+async def create_pod(api: KubeApi, namespace: str, name: str, port: int) -> None:
+    """A Pod as the kubelet would report it: create drops status, the status subresource sets it."""
+    pod = pod_object(name, port)
+    await api.create(resource_path("v1", "pods", namespace=namespace), pod)
+    await api.merge_patch(resource_path("v1", "pods", namespace=namespace, name=name, subresource="status"),
+                          {"status": pod["status"]})
+
+
+async def until(check: Any, *, what: str, timeout: float = 30.0) -> Any:
+    """Await `check()` until it is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := await check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.1)
+    return result
+
+
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[KubeApi]:
-    async with LocalApiServer(namespaces=[NS]) as server:
-        server.apply(CRD)
-        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
-        async with KubeApi(credentials_from_kubeconfig(kubeconfig)) as client:
+async def api(local_cluster: LocalCluster, sttserver_crd: None, namespace: str) -> AsyncIterator[KubeApi]:
+    async with KubeApi(credentials_from_kubeconfig(local_cluster.kubeconfig)) as client:
+        # Pods are admitted only once the serviceaccount controller has made `default` here.
+        sa = resource_path("v1", "serviceaccounts", namespace=namespace, name="default")
+
+        async def has_sa() -> bool:
+            return await client.get_or_none(sa) is not None
+        await until(has_sa, what=f"ServiceAccount {namespace}/default")
+        try:
             yield client
+        finally:
+            # Nothing runs the pods: delete them at once rather than wait for a kubelet that never comes.
+            for pod in await client.list(resource_path("v1", "pods", namespace=namespace)):
+                await client.delete(resource_path("v1", "pods", namespace=namespace, name=pod["metadata"]["name"]),
+                                    grace_period=0)
 
 
-async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi) -> None:
+async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi, namespace: str) -> None:
     autoscaling = {"enabled": True, "minReplicas": 1, "maxReplicas": 4, "targetDecodePendingPerReplica": 2,
                    "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}
-    await api.create(resource_path("v1", "secrets", namespace=NS), {
+    await api.create(resource_path("v1", "secrets", namespace=namespace), {
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "tok"}, "stringData": {"token": "t0k"}})
-    await api.create(resource_path("apps/v1", "deployments", namespace=NS), {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "demo"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": LABELS}, "template": {
-            "metadata": {"labels": LABELS}, "spec": {"containers": [{"name": "server", "env": [
-                {"name": "STT_CONTROL_TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}]}]}}}})
-    body = await api.create(resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=NS), {
-        "apiVersion": "sttfleet.io/v1alpha1", "kind": "SttServer", "metadata": {"name": "demo"},
-        "spec": {"autoscaling": autoscaling}})
+    dep = deployment([{"name": "STT_CONTROL_TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "token"}}}])
+    dep["spec"]["replicas"] = 2
+    await api.create(resource_path("apps/v1", "deployments", namespace=namespace), dep)
+    body = await api.create(resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace),
+                            sttserver(autoscaling))
     busy = [FakePod(pending=8), FakePod(pending=8), FakePod(pending=0, healthy=False)]
     events: list[tuple[str, str]] = []
 
@@ -103,16 +140,12 @@ async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi)
         events.append((reason, message))
     state = AutoscalerState()
     policy = policy_from_spec(autoscaling)
-    dep_path = resource_path("apps/v1", "deployments", namespace=NS, name="demo")
-    stt_path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=NS, name="demo")
+    dep_path = resource_path("apps/v1", "deployments", namespace=namespace, name="demo")
+    stt_path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace, name="demo")
     async with AsyncExitStack() as stack:
         for i, fake in enumerate(busy):
             await fake.start(stack)
-            pod = pod_object(f"demo-{i}", fake.port)
-            await api.create(resource_path("v1", "pods", namespace=NS), pod)
-            # create drops status, as the API server does; the kubelet reports it afterwards
-            await api.merge_patch(resource_path("v1", "pods", namespace=NS, name=f"demo-{i}", subresource="status"),
-                                  {"status": pod["status"]})
+            await create_pod(api, namespace, f"demo-{i}", fake.port)
 
         decision = await autoscale_once(api, body, state=state, policy=policy,
                                         post_event=record, now=1000.0)
@@ -184,8 +217,8 @@ def test_scrape_interval_accepts_seconds_or_a_duration() -> None:
     assert interval_of({}) == 15.0
 
 
-async def test_control_token_is_found_as_env_from_secret_or_as_a_mounted_file(api: KubeApi) -> None:
-    await api.create(resource_path("v1", "secrets", namespace=NS), {
+async def test_control_token_is_found_as_env_from_secret_or_as_a_mounted_file(api: KubeApi, namespace: str) -> None:
+    await api.create(resource_path("v1", "secrets", namespace=namespace), {
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ctl"}, "stringData": {"token": "from-secret"}})
     env_ref = {"spec": {"template": {"spec": {"containers": [{"env": [
         {"name": "STT_CONTROL_TOKEN", "valueFrom": {"secretKeyRef": {"name": "ctl", "key": "token"}}}]}]}}}}
@@ -193,6 +226,6 @@ async def test_control_token_is_found_as_env_from_secret_or_as_a_mounted_file(ap
         "volumes": [{"name": "auth", "secret": {"secretName": "ctl", "items": [{"key": "token", "path": "ctl"}]}}],
         "containers": [{"volumeMounts": [{"name": "auth", "mountPath": "/var/run/stt"}],
                         "env": [{"name": "STT_AUTH__CONTROL_TOKEN_FILE", "value": "/var/run/stt/ctl"}]}]}}}}
-    assert await read_control_token(api, env_ref, NS) == "from-secret"
-    assert await read_control_token(api, mounted, NS) == "from-secret"
-    assert await read_control_token(api, {"spec": {}}, NS) is None
+    assert await read_control_token(api, env_ref, namespace) == "from-secret"
+    assert await read_control_token(api, mounted, namespace) == "from-secret"
+    assert await read_control_token(api, {"spec": {}}, namespace) is None
