@@ -3,6 +3,7 @@
 A `ContainerRun` starts when the pod worker launches the container and ends when the process
 exits. It writes what it observes into the container's `ContainerRecord` (running, started,
 ready, terminated) and calls `wake` so the worker republishes status and decides about restarts.
+A `postStart` hook runs first (probes wait for it; if it fails the container is killed).
 A failed liveness or startup probe stops the run the way the kubelet kills a container: a
 `Killing` Event, the preStop hook, SIGTERM, SIGKILL after the grace period.
 """
@@ -52,13 +53,19 @@ class ContainerRun:
         self.exited = asyncio.Event()
         self._probes = container_probes(container)
         self._started = asyncio.Event()
+        self._hooked = asyncio.Event()  # the postStart hook is done (or there is none)
         self._tasks: set[asyncio.Task[None]] = set()
+        post_start = (container.get("lifecycle") or {}).get("postStart")
         record.running_since, record.pid, record.terminated = now_iso(), process.pid, None
         record.started = "startup" not in self._probes
-        record.ready = record.started and "readiness" not in self._probes
+        record.ready = record.started and "readiness" not in self._probes and not post_start
         if record.started:
             self._started.set()
         self._spawn(self._watch_exit())
+        if post_start:
+            self._spawn(self._post_start(post_start))
+        else:
+            self._hooked.set()
         for probe in self._probes.values():
             self._spawn(self._probe_loop(probe))
 
@@ -80,8 +87,23 @@ class ContainerRun:
         self.exited.set()
         self.wake()
 
+    async def _post_start(self, hook: Mapping[str, Any]) -> None:
+        # As the kubelet: probes wait for the hook; a failed hook kills the container (then restartPolicy).
+        ok, why = await check(hook, pod_ip=self.pod_ip, container=self.container, timeout=self.grace_sec(),
+                              http=self.http, run_exec=self.exec)
+        if not ok:
+            self.events.record(self.pod, reason="FailedPostStartHook", kind="Warning", container=self.plan.name,
+                               message=f"PostStartHook failed: {why}")
+            await self.stop(self.grace_sec())
+            return
+        self._hooked.set()
+        if self.record.started and "readiness" not in self._probes:
+            self.record.ready = True
+            self.wake()
+
     async def _probe_loop(self, probe: Probe) -> None:
         verdict = ProbeVerdict(probe)
+        await self._hooked.wait()
         if probe.kind != "startup":
             await self._started.wait()  # liveness and readiness wait for the startup probe
         await asyncio.sleep(probe.initial_delay)
@@ -99,7 +121,7 @@ class ContainerRun:
                 self.wake()
             elif probe.kind == "startup" and verdict.ok:
                 self.record.started = True
-                self.record.ready = "readiness" not in self._probes
+                self.record.ready = "readiness" not in self._probes and self._hooked.is_set()
                 self._started.set()
                 self.wake()
                 return  # a startup probe stops once it has succeeded

@@ -12,8 +12,9 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
-from local_cluster import LocalCluster, wait_until
+from local_cluster import LocalCluster, start_cluster, stop_cluster, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -149,13 +150,16 @@ def test_a_gpu_pod_stays_pending_with_the_schedulers_reason(local_cluster: Local
 
 def test_deleting_a_pod_runs_prestop_then_sigterm(local_cluster: LocalCluster, namespace: str,
                                                   tmp_path: Path) -> None:
-    container = python_container("app", GRACEFUL, lifecycle={"preStop": {"exec": {"command": [
-        "python3", "-c", "import time; open('/out/prestop', 'w').write(str(time.time()))"]}}})
+    container = python_container("app", GRACEFUL, lifecycle={
+        "postStart": {"exec": {"command": ["python3", "-c", "open('/out/poststart', 'w').write('yes')"]}},
+        "preStop": {"exec": {"command": [
+            "python3", "-c", "import time; open('/out/prestop', 'w').write(str(time.time()))"]}}})
     local_cluster.apply(pod_manifest("graceful", [container], out=tmp_path, terminationGracePeriodSeconds=20),
                         namespace=namespace)
     wait_until(lambda: condition(pod_state(local_cluster, namespace, "graceful"), "Ready").get("status") == "True",
                what="pod graceful Ready", timeout=60)
-    assert (tmp_path / "started").exists()
+    assert (tmp_path / "poststart").exists(), "Ready only after the postStart hook"
+    wait_until(lambda: (tmp_path / "started").exists(), what="the pod's SIGTERM handler", timeout=30)
     local_cluster.kubectl("delete", "pod", "graceful", "-n", namespace, "--wait=true", "--timeout=60s")
     assert float((tmp_path / "prestop").read_text()) <= float((tmp_path / "sigterm").read_text())
     assert pod_state(local_cluster, namespace, "graceful") == {}
@@ -223,3 +227,23 @@ def test_the_node_is_registered_with_a_fresh_lease(local_cluster: LocalCluster) 
     wait_until(lambda: local_cluster.get("lease", "localfleet", namespace="kube-node-lease")["spec"]["renewTime"]
                != first, what="a Lease renewal", timeout=25)
     assert json.dumps(node["status"]["nodeInfo"])  # the kubelet's nodeInfo is there
+
+
+def test_stopping_the_node_stops_its_pods_gracefully(tmp_path: Path) -> None:
+    # A fleet of its own: the session's kubelet must keep running.
+    out = tmp_path / "out"
+    cluster = start_cluster(tmp_path / "fleet")
+    try:
+        cluster.apply(pod_manifest("graceful", [python_container("app", GRACEFUL)], out=out,
+                                   terminationGracePeriodSeconds=20), namespace="default")
+        wait_until(lambda: condition(pod_state(cluster, "default", "graceful"), "Ready").get("status") == "True",
+                   what="pod graceful Ready", timeout=60)
+        wait_until(lambda: (out / "started").exists(), what="the pod's SIGTERM handler", timeout=30)
+        assert cluster.process is not None
+        processes = psutil.Process(cluster.process.pid).children(recursive=True)
+        assert any("/out/sigterm" in " ".join(p.cmdline()) for p in processes), "the pod's process is a child"
+    finally:
+        stop_cluster(cluster)
+    assert (out / "sigterm").exists(), "the pod got SIGTERM, not just SIGKILL"
+    left = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"still running after the node stopped: {[p.cmdline()[:3] for p in left]}"
