@@ -110,7 +110,9 @@ class ContainerStarter:
                                      message=f"Back-off restarting failed container {name} in pod {pod_ref}")
                 self.wake_at(remaining)
                 return
-        if time.monotonic() < self.retry_at.get(name, 0.0):
+        retry_in = self.retry_at.get(name, 0.0) - time.monotonic()
+        if retry_in > 0:
+            self.wake_at(retry_in)
             return
         if name in self.pending_restart:
             self.s.backoff.next(backoff_key)

@@ -78,13 +78,25 @@ class Kubelet:
                 volume_resync_sec=self.volume_resync_sec, retry_sec=max(0.2, 2.0 * self.backoff_scale))
             heart = NodeHeart(self.api, name=self.node_name, node_ip=self.node_ip, workdir=self.workdir)
             try:
-                await heart.register()
+                await self._register(heart)
                 async with asyncio.TaskGroup() as group:
                     group.create_task(heart.run())
                     group.create_task(self._watch_pods())
             finally:
                 await self.shutdown()
                 await events.flush()
+
+    async def _register(self, heart: NodeHeart) -> None:
+        while True:
+            try:
+                await heart.register()
+                return
+            except asyncio.CancelledError:
+                raise
+            except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("could not register node %s (retrying in %g s): %s", self.node_name,
+                            RELIST_DELAY_SEC, exc)
+                await asyncio.sleep(RELIST_DELAY_SEC)
 
     async def shutdown(self) -> None:
         """Stop every pod with its grace period, all at once, and wait for them."""

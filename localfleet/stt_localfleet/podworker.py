@@ -191,6 +191,10 @@ class PodWorker:
         refresh = self.s.tokens.next_refresh(self.uid)
         token_due = refresh is not None and time.time() >= refresh
         if self.volume_dirs is not None and time.monotonic() < self.next_volume_sync and not token_due:
+            # Re-armed on every pass: a nearer deadline (a back-off) may have replaced this one.
+            self._wake_at(self.next_volume_sync - time.monotonic())
+            if refresh is not None:
+                self._wake_at(refresh - time.time())
             return True
         try:
             configmaps, secrets = referenced_sources(self.pod)
@@ -249,13 +253,20 @@ class PodWorker:
             self._wake_at(1.0)
 
     async def _delete(self) -> None:
-        """End graceful deletion, as the kubelet does once every container has stopped."""
+        """End graceful deletion, as the kubelet does once every container has stopped (retried)."""
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
                 "preconditions": {"uid": self.uid}}
-        try:
-            await self.s.api.request("DELETE", resource_path("v1", "pods", namespace=self.namespace, name=self.name),
-                                     body=body)
-            log.info("pod %s deleted", self.key)
-        except ApiError as exc:
-            if exc.status not in (404, 409):
-                log.warning("pod %s: delete failed: %s", self.key, exc)
+        path = resource_path("v1", "pods", namespace=self.namespace, name=self.name)
+        while not (self.removed or self.shutting_down):
+            try:
+                await self.s.api.request("DELETE", path, body=body)
+                log.info("pod %s deleted", self.key)
+                return
+            except ApiError as exc:
+                if exc.status in (404, 409):  # gone already, or a new pod of the same name
+                    return
+                log.warning("pod %s: delete failed (retrying): %s", self.key, exc)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("pod %s: delete failed (retrying): %s", self.key, exc)
+            self._wake_at(self.s.retry_sec)
+            await self._sleep()

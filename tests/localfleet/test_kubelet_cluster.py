@@ -204,6 +204,26 @@ def test_a_failing_liveness_probe_restarts_the_container(local_cluster: LocalClu
     assert any("failed liveness probe, will be restarted" in m for m in reasons)
 
 
+def test_init_containers_run_first_and_in_order(local_cluster: LocalCluster, namespace: str,
+                                                tmp_path: Path) -> None:
+    step = "import os, sys; open('/work/steps', 'a').write(os.environ['STEP'] + chr(10))"
+    shared = [{"name": "work", "mountPath": "/work"}]
+    inits = [python_container(f"init-{n}", step, env=[{"name": "STEP", "value": f"init-{n}"}],
+                              volumeMounts=list(shared)) for n in (1, 2)]
+    main = python_container("main", "import shutil; shutil.copy('/work/steps', '/out/steps')",
+                            volumeMounts=list(shared))
+    manifest = pod_manifest("inits", [main], out=tmp_path, restartPolicy="Never")
+    manifest["spec"]["initContainers"] = inits
+    manifest["spec"]["volumes"].append({"name": "work", "emptyDir": {}})
+    local_cluster.apply(manifest, namespace=namespace)
+    pod = wait_until(lambda: (p := pod_state(local_cluster, namespace, "inits")).get("status", {}).get("phase")
+                     in ("Succeeded", "Failed") and p, what="pod inits to finish", timeout=60)
+    assert pod["status"]["phase"] == "Succeeded"
+    assert (tmp_path / "steps").read_text() == "init-1\ninit-2\n"
+    assert condition(pod, "Initialized")["status"] == "True"
+    assert [s["state"]["terminated"]["reason"] for s in pod["status"]["initContainerStatuses"]] == ["Completed"] * 2
+
+
 def test_an_image_that_is_not_local_says_so(local_cluster: LocalCluster, namespace: str) -> None:
     local_cluster.apply(pod_manifest("nginx", [{"name": "nginx", "image": "nginx:1.27"}]), namespace=namespace)
 
