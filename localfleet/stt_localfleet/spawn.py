@@ -7,6 +7,9 @@ child before exec, in a threaded process (gRPC, aiohttp, the asyncio child watch
 handlers and locks held by other threads can then abort or hang the child. It did: a fleet's
 operator process died with SIGABRT in gRPC's event engine before it ever ran. So a tiny launcher
 sets the signal after the exec and then execs the real program, which keeps the pid.
+
+Pod containers go through a bigger launcher of the same kind, `nslauncher.py` (started by
+`launcher.py`), which also gives each container its own mount namespace before the exec.
 """
 
 from __future__ import annotations
