@@ -173,14 +173,12 @@ def pod_phase(restart_policy: str, containers: Sequence[ContainerRecord], *,
             waiting += 1
     if failed_init and restart_policy == "Never":
         return "Failed"
-    if pending_init or waiting:
-        return "Pending"
-    if running:
+    if running and not (pending_init or waiting):
         return "Running"
-    if not stopped:
+    if terminal:  # deleted and stopped: nothing restarts, whatever the policy; never-started is a failure
+        return "Succeeded" if stopped and stopped == succeeded and not (pending_init or waiting) else "Failed"
+    if pending_init or waiting or not stopped:
         return "Pending"
-    if terminal:  # its containers won't be restarted, whatever the policy
-        return "Succeeded" if stopped == succeeded else "Failed"
     if restart_policy == "Always":
         return "Running"  # every container is restarting
     if stopped == succeeded:

@@ -65,6 +65,7 @@ def test_an_address_whose_port_is_taken_is_skipped() -> None:
     ("Never", [ContainerRecord(name="c", image="i")], [stopped(1, "init")], False, "Failed"),
     ("Always", [stopped(143)], [], True, "Failed"),  # deleted: killed by SIGTERM
     ("Always", [stopped(0)], [], True, "Succeeded"),
+    ("Always", [ContainerRecord(name="c", image="i")], [], True, "Failed"),  # deleted before it ever ran
 ])
 def test_phase_is_the_kubelets(policy: str, containers: list[ContainerRecord], init: list[ContainerRecord],
                                terminal: bool, phase: str) -> None:
