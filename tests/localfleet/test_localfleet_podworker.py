@@ -83,7 +83,7 @@ async def test_an_unknown_image_waits_then_deletion_ends_with_a_uid_precondition
     task = asyncio.create_task(worker.run())
     status = await until(lambda: next((s for s in api.statuses() if waiting_reason(s) == "ImageNotLocal"), None))
     assert status["phase"] == "Pending" and status["podIP"] == "127.0.0.2" and status["hostIP"] == "127.0.0.1"
-    assert [c["type"] for c in status["conditions"]][0] == "PodScheduled"  # the scheduler's, carried over
+    assert status["conditions"][0]["type"] == "PodScheduled"  # the scheduler's, carried over
     writes = len(api.writes)
     await asyncio.sleep(0.3)  # retries of the same failure write no new status
     assert not any(w[0] == "PATCH" and w[1].endswith("/status") for w in api.writes[writes:])
