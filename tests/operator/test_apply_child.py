@@ -118,3 +118,30 @@ async def test_replicas_carried_over_from_the_autoscaler_write_nothing(api: Kube
     applied = await apply_child(api, changed)
     assert applied.action == "updated"
     assert (last_applied_of(applied.obj) or {})["spec"]["replicas"] == 3
+
+
+class RacingApi(RecordingApi):
+    """Two clients' reads of a missing object both answer before either creates it."""
+
+    barrier: asyncio.Barrier
+
+    async def get_or_none(self, path: str) -> dict[str, Any] | None:
+        found = await super().get_or_none(path)
+        if found is None:
+            async with asyncio.timeout(10):
+                await self.barrier.wait()
+        return found
+
+
+async def test_a_create_race_is_a_real_409_and_ends_in_one_object(local_cluster: LocalCluster,
+                                                                   namespace: str) -> None:
+    credentials = credentials_from_kubeconfig(local_cluster.kubeconfig)
+    barrier = asyncio.Barrier(2)
+    async with RacingApi(credentials) as first, RacingApi(credentials) as second:
+        for client in (first, second):
+            client.writes, client.barrier = [], barrier
+        results = await asyncio.gather(apply_child(first, service(namespace)), apply_child(second, service(namespace)))
+    # Both sent a create; the API server took one and refused the other, which then found it in place.
+    assert first.writes[0].startswith("POST") and second.writes[0].startswith("POST")
+    assert sorted(r.action for r in results) == ["created", "unchanged"]
+    assert len({r.obj["metadata"]["uid"] for r in results}) == 1
