@@ -81,7 +81,9 @@ class EventRecorder:
         except asyncio.CancelledError:
             raise
         except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("could not record event %s for pod %s/%s: %s", reason, namespace, meta.get("name"), exc)
+            self._seen.pop(key, None)  # the next repeat posts a new Event rather than patching a missing one
+            log.warning("could not record event %s for pod %s/%s: %s", reason, namespace, meta.get("name"),
+                        str(exc)[:200])
 
     async def flush(self) -> None:
         """Wait for the Events still being posted."""
