@@ -155,9 +155,14 @@ class PodWorker:
             prior = before.get(record.name) or {}
             record.restart_count = int(prior.get("restartCount") or 0)
             state = prior.get("state") or {}
-            if "running" in state or "terminated" in state:  # it ran under a kubelet that is gone
+            if "terminated" in state:  # it ended under a kubelet that is gone: restartPolicy decides
+                ended = state["terminated"]
+                record.terminated = Terminated(int(ended.get("exitCode", 0)), str(ended.get("reason", "")),
+                                               started_at=str(ended.get("startedAt") or self.start_time),
+                                               finished_at=str(ended.get("finishedAt") or now_iso()))
+            elif "running" in state or prior.get("lastState"):  # it ran; its process died with that kubelet
                 record.last_terminated = Terminated(255, "Unknown", started_at=self.start_time,
-                                                    finished_at=now_iso())
+                                                    finished_at=now_iso(), message="the node's kubelet restarted")
                 self.starter.pending_restart.add(record.name)
         log.info("pod %s admitted on %s", self.key, self.address)
 

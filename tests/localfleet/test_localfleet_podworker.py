@@ -127,3 +127,24 @@ async def test_the_worker_stops_when_cancelled_as_it_is_woken(services: tuple[Fa
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=5.0)
     assert task in done and task.cancelled(), "the worker ignored its cancellation"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="containers run in mount namespaces (root)")
+async def test_a_pod_that_ran_under_an_earlier_kubelet_is_restarted_on_its_old_ip(
+        services: tuple[FakeApi, NodeServices]) -> None:
+    api, node = services
+    adopted = pod({"image": "stt-operator:dev", "command": ["sleep", "30"]})
+    adopted["status"].update({"phase": "Running", "podIP": "127.0.0.9", "containerStatuses": [
+        {"name": "c", "restartCount": 2, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]})
+    worker = PodWorker(node, adopted)
+    task = asyncio.create_task(worker.run())
+    try:
+        status = await until(lambda: next((s for s in api.statuses()
+                                           if "running" in s["containerStatuses"][0]["state"]), None))
+        container = status["containerStatuses"][0]
+        assert container["restartCount"] == 3 and status["podIP"] == "127.0.0.9"
+        assert container["lastState"]["terminated"]["reason"] == "Unknown"
+        assert container["lastState"]["terminated"]["exitCode"] == 255
+    finally:
+        worker.request_shutdown()
+        await asyncio.wait_for(task, 10)
