@@ -203,10 +203,15 @@ def _condition(kind: str, ok: bool, previous: Mapping[str, Mapping[str, Any]], *
 
 
 def pod_conditions(pod: Mapping[str, Any], *, sandbox_ready: bool, init: Sequence[ContainerRecord],
-                   containers: Sequence[ContainerRecord], terminal: bool = False) -> list[dict[str, Any]]:
-    """PodReadyToStartContainers, Initialized, ContainersReady, Ready; other conditions carried over."""
+                   containers: Sequence[ContainerRecord], terminal: bool = False,
+                   last_written: Sequence[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """PodReadyToStartContainers, Initialized, ContainersReady, Ready; other conditions carried over.
+
+    Transition times come from `last_written` (the kubelet's own last status, fresher than a pod
+    object the watch has not caught up with yet), else from the pod.
+    """
     current = list((pod.get("status") or {}).get("conditions") or ())
-    previous = {c.get("type", ""): c for c in current}
+    previous = {c.get("type", ""): c for c in [*current, *last_written]}
     generation = (pod.get("metadata") or {}).get("generation")
     pending_init = [r.name for r in init if r.terminated is None or r.terminated.exit_code != 0]
     unready = [r.name for r in containers if not r.ready]
@@ -229,15 +234,17 @@ def pod_conditions(pod: Mapping[str, Any], *, sandbox_ready: bool, init: Sequenc
 
 
 def pod_status(pod: Mapping[str, Any], *, host_ip: str, pod_ip: str | None, start_time: str | None, phase: str,
-               init: Sequence[ContainerRecord], containers: Sequence[ContainerRecord],
-               sandbox_ready: bool) -> dict[str, Any]:
+               init: Sequence[ContainerRecord], containers: Sequence[ContainerRecord], sandbox_ready: bool,
+               last_written: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The Pod's `status` as the kubelet writes it (a merge patch of this replaces the kubelet's fields)."""
     terminal = phase in ("Succeeded", "Failed")
     status: dict[str, Any] = {
         "phase": phase, "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
         "podIP": pod_ip, "podIPs": [{"ip": pod_ip}] if pod_ip else None, "startTime": start_time,
         "conditions": pod_conditions(pod, sandbox_ready=sandbox_ready, init=init, containers=containers,
-                                     terminal=terminal),
+                                     terminal=terminal, last_written=[
+                                         c for c in (last_written or {}).get("conditions") or ()
+                                         if c.get("type") in KUBELET_CONDITIONS]),
         "containerStatuses": [r.status() for r in containers],
         "initContainerStatuses": [r.status() for r in init] or None,
     }

@@ -236,9 +236,9 @@ class PodWorker:
         if self.passive:
             return
         phase = self._phase(terminal=terminal)
-        status = pod_status(self.pod, host_ip=self.s.node_ip, pod_ip=self.address, start_time=self.start_time, phase=phase,
-                            init=self.init_records, containers=self.records,
-                            sandbox_ready=self.address is not None and not terminal)
+        status = pod_status(self.pod, host_ip=self.s.node_ip, pod_ip=self.address, start_time=self.start_time,
+                            phase=phase, init=self.init_records, containers=self.records,
+                            sandbox_ready=self.address is not None and not terminal, last_written=self.published)
         if self.rejected:
             status.update({"reason": self.rejected[0], "message": self.rejected[1]})
         if status == self.published:

@@ -100,6 +100,15 @@ def test_conditions_keep_the_schedulers_and_their_transition_times() -> None:
     assert ready["Ready"]["status"] == "True" and ready["Ready"]["lastTransitionTime"] != T0
 
 
+def test_transition_times_follow_the_kubelets_own_last_write() -> None:
+    # The watch has not delivered the kubelet's own write yet: its last status is the truth.
+    stale = {"spec": {}, "status": {"conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": T0}]}}
+    written = [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:05Z"}]
+    conditions = {c["type"]: c for c in pod_conditions(stale, sandbox_ready=True, init=[],
+                                                       containers=[running(ready=True)], last_written=written)}
+    assert conditions["Ready"]["lastTransitionTime"] == "2026-01-01T00:00:05Z"
+
+
 def test_readiness_gates_hold_ready_back() -> None:
     pod = {"spec": {"readinessGates": [{"conditionType": "example.com/lb"}]}, "status": {"conditions": []}}
     conditions = {c["type"]: c for c in pod_conditions(pod, sandbox_ready=True, init=[],
