@@ -69,6 +69,7 @@ async def test_full_server_gets_monitoring_children_and_a_quiet_operator_writes_
     sample = load_sample("gpu")
     del sample["spec"]["service"]["nodePort"]  # node ports are cluster-wide: let the API server pick one
     sample["spec"]["resources"]["requests"]["cpu"] = "1.5"  # as people write it; stored as "1500m"
+    sample["spec"]["autoscaling"]["scrapeIntervalSeconds"] = 1  # its passes, too, must write nothing below
     name = sample["metadata"]["name"]
     cluster.apply(sample)
     kinds = (*CORE_KINDS, "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule")
@@ -84,7 +85,7 @@ async def test_full_server_gets_monitoring_children_and_a_quiet_operator_writes_
     assert degraded["reason"] == "RolloutFailed" and 'RuntimeClass "nvidia" not found' in degraded["message"]
     assert (await cluster.status(name))["monitoring"] == "enabled"
 
-    # The autoscaler's first pass (pods are never made: no metrics) writes its part of the status once.
+    # The autoscaler's first pass with a Deployment (no pods can be made: no metrics) writes its part once.
     async def autoscaled() -> bool:
         return "autoscaling" in await cluster.status(name)
     await wait_for(autoscaled, what="the autoscaler's first status")
