@@ -1,11 +1,15 @@
-"""Invalid specs become a readable Degraded condition; a restarted operator catches up; real
-write conflicts (a stale resourceVersion) are retried to convergence."""
+"""Invalid specs become a readable Degraded condition; API server errors are reported and retried;
+a restarted operator catches up; real write conflicts (a stale resourceVersion) are retried."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import pathlib
+from collections.abc import Iterator
 from typing import Any
 
+from local_cluster import LocalCluster, wait_until
 from operator_cluster import Cluster, load_sample, unplaceable, wait_for
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi
 from stt_operator.reconciler import Reconciler
@@ -29,6 +33,46 @@ async def test_invalid_spec_is_degraded_and_others_are_still_served(cluster: Clu
     await cluster.wait_condition("broken", "Degraded", "False")
     await cluster.wait_object("Deployment", "broken", what="children of the fixed SttServer")
     await cluster.wait_for_event("broken", "Normal", "Recovered")
+
+
+@contextlib.contextmanager
+def failing_service_creates(local: LocalCluster, namespace: str) -> Iterator[None]:
+    """A validating webhook nobody serves, for Service creates in `namespace` only: with failurePolicy
+    Fail the real API server answers those creates with 500 (InternalError) until it is removed."""
+    name = f"stt-test-fail-services-{namespace}"[:63]
+    local.kubectl("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [{"name": "fail.services.sttfleet.io", "failurePolicy": "Fail", "sideEffects": "None",
+                      "admissionReviewVersions": ["v1"], "timeoutSeconds": 1,
+                      "clientConfig": {"url": "https://127.0.0.1:1/nobody-serves-this"},
+                      "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                      "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                                 "resources": ["services"]}]}]}))
+    try:
+        def refused() -> bool:
+            probe = local.kubectl("create", "service", "clusterip", "probe", "--tcp=80", "--dry-run=server",
+                                  "-n", namespace, check=False)
+            return "failed calling webhook" in probe.stderr
+        wait_until(refused, what="the webhook to be in force", timeout=20)
+        yield
+    finally:
+        local.kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+
+
+async def test_server_errors_are_reported_then_retried_to_convergence(cluster: Cluster) -> None:
+    sample = unplaceable(load_sample("minimal"))
+    name = sample["metadata"]["name"]
+    with failing_service_creates(cluster.local, cluster.namespace):
+        cluster.apply(sample)
+        degraded = await cluster.wait_condition(name, "Degraded", "True")
+        assert degraded["reason"] == "ApplyFailed" and "500" in degraded["message"]
+        assert "failed calling webhook" in degraded["message"]
+        await cluster.wait_for_event(name, "Warning", "Degraded")
+        assert await cluster.get("Service", name) is None
+    await cluster.wait_object("Service", name, what="the Service once creates work again")
+    await cluster.wait_condition(name, "Degraded", "False")
+    await cluster.wait_for_event(name, "Normal", "Recovered")
 
 
 async def test_a_restarted_operator_catches_up(cluster_api: Cluster, tmp_path: pathlib.Path) -> None:
