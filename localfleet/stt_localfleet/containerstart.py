@@ -64,6 +64,7 @@ class PodEnvironment:
     address: str
     sources: tuple[Mapping[str, Any], Mapping[str, Any]]  # ConfigMaps, Secrets by name (None: missing)
     volume_dirs: Mapping[str, Path]
+    etc_hosts: Path | None = None
 
 
 class ContainerStarter:
@@ -144,7 +145,7 @@ class ContainerStarter:
                                   facts=PodFacts(pod_ip=env.address, host_ip=self.s.node_ip,
                                                  node_allocatable=self.s.allocatable),
                                   configmaps=env.sources[0], secrets=env.sources[1], volume_dirs=env.volume_dirs,
-                                  image_paths=self.s.image_paths)
+                                  image_paths=self.s.image_paths, etc_hosts=env.etc_hosts)
             self.log_dir.mkdir(parents=True, exist_ok=True)
             with (self.log_dir / f"{record.name}.log").open("ab") as log_file:
                 process = await ContainerProcess.start(plan.launch, log=log_file)

@@ -87,14 +87,21 @@ def plan_container(
     secrets: Mapping[str, Mapping[str, Any] | None],
     volume_dirs: Mapping[str, Path],
     image_paths: tuple[Path, ...],
+    etc_hosts: Path | None = None,
 ) -> ContainerPlan:
-    """Everything needed to start `container` of `pod` (raises LaunchError when it cannot start yet)."""
+    """Everything needed to start `container` of `pod` (raises LaunchError when it cannot start yet).
+
+    `etc_hosts`, the kubelet-managed hosts file, is mounted at /etc/hosts unless the container
+    mounts something there itself.
+    """
     meta = pod.get("metadata") or {}
     base = {**image.env, "HOSTNAME": str((pod.get("spec") or {}).get("hostname") or meta.get("name", "")),
             "HOME": "/root", **service_env}
     env = resolve_env(pod, container, base=base, configmaps=configmaps, secrets=secrets, facts=facts)
     argv = container_argv(container, image, env, address=facts.pod_ip)
     mounts = container_mounts(container, volume_dirs, env)
+    if etc_hosts is not None and not any(m.target == "/etc/hosts" for m in mounts):
+        mounts = (Mount(etc_hosts, "/etc/hosts", read_only=True), *mounts)
     launch = LaunchSpec(argv=tuple(argv), env=env, mounts=mounts, cwd=str(container.get("workingDir") or "/"),
                         reexpose=hidden_paths(image_paths, (m.target for m in mounts)))
     return ContainerPlan(name=str(container["name"]), image=image, launch=launch)

@@ -3,11 +3,13 @@
 `admission_failure` is the kubelet's resource-fit admission for what the scheduler cannot have
 checked (a pod bound by hand asking for `nvidia.com/gpu`); `grace_period` picks the deletion's or
 the spec's grace; `restart_wanted` is `restartPolicy`; `volumes_ready` materialises every volume
-of a pod under its directory and returns each volume's host directory for the bind mounts.
+of a pod under its directory and returns each volume's host directory for the bind mounts;
+`hosts_file` is the kubelet-managed /etc/hosts of a pod.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -78,3 +80,33 @@ async def volumes_ready(pod: Mapping[str, Any], root: Path, *,
         dirs[name] = directory
     return dirs
 
+
+
+KUBERNETES_NAMES: Final = ("kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                           "kubernetes.default.svc.cluster.local")
+
+
+def hosts_file(pod: Mapping[str, Any], *, pod_ip: str, api_host: str) -> str:
+    """The pod's /etc/hosts as the kubelet manages it (hostname, hostAliases), plus the API server.
+
+    The local fleet has no cluster DNS: the `kubernetes` Service's names lead to the API server's
+    address, so in-cluster clients that use `https://kubernetes.default.svc` (kopf does) find it.
+    """
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    hostname = str(spec.get("hostname") or meta.get("name") or "")
+    if spec.get("subdomain"):
+        hostname = f"{hostname}.{spec['subdomain']}.{meta.get('namespace')}.svc.cluster.local\t{hostname}"
+    lines = ["# Kubernetes-managed hosts file.", "127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+             "fe00::0\tip6-localnet", "fe00::0\tip6-mcastprefix", "fe00::1\tip6-allnodes",
+             "fe00::2\tip6-allrouters", f"{pod_ip}\t{hostname}"]
+    aliases = spec.get("hostAliases") or ()
+    if aliases:
+        lines += ["", "# Entries added by HostAliases."]
+        lines += [f"{a['ip']}\t{' '.join(a.get('hostnames') or ())}" for a in aliases]
+    try:
+        ipaddress.ip_address(api_host)
+    except ValueError:
+        return "\n".join(lines) + "\n"  # a name: the host's resolver knows it
+    lines += ["", "# No cluster DNS in the local fleet: the kubernetes Service's names lead to the API server.",
+              f"{api_host}\t{' '.join(KUBERNETES_NAMES)}"]
+    return "\n".join(lines) + "\n"

@@ -27,8 +27,9 @@ from stt_localfleet.containerstart import ContainerStarter, NodeServices, PodEnv
 from stt_localfleet.envvars import PodFacts, referenced_sources
 from stt_localfleet.launcherrors import LaunchError
 from stt_localfleet.pods import ContainerRecord, Terminated, now_iso, pod_phase, pod_ports, pod_status
-from stt_localfleet.podsetup import admission_failure, grace_period, volumes_ready
+from stt_localfleet.podsetup import admission_failure, grace_period, hosts_file, volumes_ready
 from stt_localfleet.sources import fetch_sources
+from stt_localfleet.volumes import write_files
 
 log = logging.getLogger("stt_localfleet.podworker")
 REMOVED_GRACE_SEC: Final = 2.0  # a pod force-deleted from the API: the kubelet's minimum grace
@@ -183,8 +184,9 @@ class PodWorker:
             self.terminal = True
 
     def _environment(self) -> PodEnvironment:
+        hosts = self.pod_dir / "etc-hosts"
         return PodEnvironment(pod=self.pod, address=self.address or self.s.node_ip, sources=self.sources,
-                              volume_dirs=self.volume_dirs or {})
+                              volume_dirs=self.volume_dirs or {}, etc_hosts=hosts if hosts.exists() else None)
 
     def _phase(self, *, terminal: bool = False) -> str:
         if self.rejected:
@@ -207,6 +209,10 @@ class PodWorker:
             facts = PodFacts(pod_ip=self.address or "", host_ip=self.s.node_ip, node_allocatable=self.s.allocatable)
             self.volume_dirs = await volumes_ready(self.pod, self.pod_dir / "volumes", sources=self.sources,
                                                    facts=facts, tokens=self.s.tokens)
+            if not (self.pod.get("spec") or {}).get("hostNetwork"):
+                api_host = self.s.service_env.get("KUBERNETES_SERVICE_HOST", "")
+                hosts = hosts_file(self.pod, pod_ip=self.address or "", api_host=api_host)
+                write_files(self.pod_dir, {"etc-hosts": (hosts.encode(), 0o644)}, prune=False)
         except LaunchError as exc:
             self.s.events.record(self.pod, reason="FailedMount", kind="Warning", message=exc.message)
             self._wake_at(self.s.retry_sec)

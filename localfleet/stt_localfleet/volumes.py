@@ -184,11 +184,11 @@ def _safe_relative(directory: Path, rel: str) -> Path:
     return directory / rel
 
 
-def write_files(directory: Path, files: Mapping[str, tuple[bytes, int]]) -> bool:
+def write_files(directory: Path, files: Mapping[str, tuple[bytes, int]], *, prune: bool = True) -> bool:
     """Make `directory` hold exactly `files` (relative path -> content, mode); True when anything changed.
 
     Each file is written to a temporary name and renamed over the old one, so readers see either the
-    old or the new content, never a partial file.
+    old or the new content, never a partial file. `prune=False` leaves other files alone.
     """
     directory.mkdir(parents=True, exist_ok=True)
     changed = False
@@ -210,7 +210,7 @@ def write_files(directory: Path, files: Mapping[str, tuple[bytes, int]]) -> bool
             os.close(fd)
         os.replace(tmp, path)
         changed = True
-    for path in sorted(directory.rglob("*"), reverse=True):
+    for path in sorted(directory.rglob("*"), reverse=True) if prune else ():
         if path.is_file() and path not in wanted:
             path.unlink()
             changed = True

@@ -40,6 +40,10 @@ WHOAMI = textwrap.dedent("""\
     review = json.load(urllib.request.urlopen(request, context=context))
     who = review["status"]["userInfo"]["username"]
     open("/out/whoami", "w").write(who + "\\n" + open(sa + "/namespace").read())
+    # No cluster DNS: the kubelet-managed /etc/hosts leads kubernetes.default.svc to the API server.
+    import socket
+    open("/out/resolved", "w").write(socket.gethostbyname("kubernetes.default.svc") + " "
+                                     + os.environ["KUBERNETES_SERVICE_HOST"])
     raise SystemExit(0 if who == "system:serviceaccount:" + open(sa + "/namespace").read() + ":default" else 1)
 """)
 # Notes SIGTERM (after the preStop hook wrote its file) and exits a moment later.
@@ -133,6 +137,8 @@ def test_the_projected_token_authenticates_from_inside_the_pod(local_cluster: Lo
     pod = wait_until(lambda: (p := pod_state(local_cluster, namespace, "whoami")).get("status", {}).get("phase")
                      in ("Succeeded", "Failed") and p, what="pod whoami to finish", timeout=60)
     assert (tmp_path / "whoami").read_text() == f"system:serviceaccount:{namespace}:default\n{namespace}"
+    resolved, api_host = (tmp_path / "resolved").read_text().split()
+    assert resolved == api_host
     assert pod["status"]["phase"] == "Succeeded"
     assert container_status(pod)["state"]["terminated"]["reason"] == "Completed"
 

@@ -102,6 +102,10 @@ def test_plan_sets_the_service_env_and_re_exposes_what_a_mount_hides() -> None:
     # An emptyDir at /tmp would hide a checkout under /tmp (CI clones there): it is bound back.
     assert plan.launch.reexpose == (Path("/tmp/ci/checkout"),)
     assert plan.launch.argv == ("/venv/bin/stt-operator",)
+    with_hosts = plan_container(POD, container, image=OPERATOR, facts=FACTS, service_env={}, configmaps={},
+                                secrets={}, volume_dirs={"tmp": Path("/v/tmp")}, image_paths=(),
+                                etc_hosts=Path("/pods/u/etc-hosts"))
+    assert with_hosts.launch.mounts[0] == Mount(Path("/pods/u/etc-hosts"), "/etc/hosts", read_only=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a container's mount namespace needs root")

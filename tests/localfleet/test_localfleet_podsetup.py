@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from stt_localfleet.envvars import PodFacts
-from stt_localfleet.podsetup import admission_failure, grace_period, restart_wanted, volumes_ready
+from stt_localfleet.podsetup import admission_failure, grace_period, hosts_file, restart_wanted, volumes_ready
 from stt_localfleet.sources import Token
 from stt_localfleet.volumes import TokenItem
 
@@ -65,3 +65,14 @@ async def test_volumes_are_written_under_the_pod_and_host_paths_used_in_place(tm
     assert (dirs["kube-api-access"] / "token").read_text() == "jwt-for-web-1-api"
     assert (dirs["kube-api-access"] / "ca.crt").read_text() == "PEM"
     assert dirs["tmp"].is_dir() and not any(dirs["tmp"].iterdir())
+
+
+def test_the_managed_hosts_file_names_the_pod_its_aliases_and_the_api_server() -> None:
+    pod = {"metadata": {"name": "web-1", "namespace": "stt"},
+           "spec": {"hostAliases": [{"ip": "10.1.2.3", "hostnames": ["db", "db.local"]}]}}
+    lines = hosts_file(pod, pod_ip="10.244.0.5", api_host="10.244.0.1").splitlines()
+    assert lines[0] == "# Kubernetes-managed hosts file." and "127.0.0.1\tlocalhost" in lines
+    assert "10.244.0.5\tweb-1" in lines and "10.1.2.3\tdb db.local" in lines
+    assert lines[-1] == ("10.244.0.1\tkubernetes kubernetes.default kubernetes.default.svc "
+                         "kubernetes.default.svc.cluster.local")
+    assert "kubernetes.default" not in hosts_file(pod, pod_ip="10.244.0.5", api_host="api.example")
