@@ -19,7 +19,8 @@ from typing import Any, Final
 
 import kopf
 
-import stt_operator.autoscaling.timer  # noqa: F401 - registers the queue-depth autoscaler daemon
+import stt_operator.autoscaling.timer  # registers the queue-depth autoscaler daemon
+import stt_operator.login  # noqa: F401 - registers kopf's login (in-cluster from the kubelet's env)
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env
 from stt_operator.reconcile import MANAGED_BY
 from stt_operator.reconciler import Reconciler, backoff, is_transient

@@ -81,15 +81,24 @@ def credentials_from_kubeconfig(path: Path) -> Credentials:
     return Credentials(server=server, token=token, ssl_context=ssl_context)
 
 
+def in_cluster_server() -> str | None:
+    """`https://host:port` the kubelet names in a pod's environment; None outside a pod or with KUBECONFIG."""
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    if not host or os.environ.get("KUBECONFIG") or not (SERVICE_ACCOUNT_DIR / "token").exists():
+        return None
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+
+
 def credentials_from_env() -> Credentials:
-    """KUBECONFIG (first file), ~/.kube/config, or the in-cluster service account."""
+    """KUBECONFIG (first file), the in-cluster service account, or ~/.kube/config."""
     env = os.environ.get("KUBECONFIG")
     if env:
         return credentials_from_kubeconfig(Path(env.split(os.pathsep)[0]))
-    if os.environ.get("KUBERNETES_SERVICE_HOST") and (SERVICE_ACCOUNT_DIR / "token").exists():
-        host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    server = in_cluster_server()
+    if server is not None:
         return Credentials(
-            server=f"https://{host}:{port}",
+            server=server,
             token=(SERVICE_ACCOUNT_DIR / "token").read_text().strip(),
             ssl_context=ssl.create_default_context(cafile=str(SERVICE_ACCOUNT_DIR / "ca.crt")),
         )
