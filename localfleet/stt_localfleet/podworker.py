@@ -101,6 +101,9 @@ class PodWorker:
         try:
             self._admit()
             while not (self.removed or self.deleting or self.shutting_down):
+                # Cleared before the pass, not after it: a wake() that lands while the pass awaits
+                # (a probe's first success during the status write) must start the next pass.
+                self._wake.clear()
                 try:
                     await self._sync()
                 except asyncio.CancelledError:
@@ -128,7 +131,6 @@ class PodWorker:
             shutil.rmtree(self.pod_dir, ignore_errors=True)
 
     async def _sleep(self) -> None:
-        self._wake.clear()
         timeout = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
         with contextlib.suppress(TimeoutError):
             # Not asyncio.wait_for: on 3.11 it can swallow a cancellation that lands as the event fires.
@@ -279,5 +281,6 @@ class PodWorker:
                 log.warning("pod %s: delete failed (retrying): %s", self.key, exc)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.warning("pod %s: delete failed (retrying): %s", self.key, exc)
+            self._wake.clear()
             self._wake_at(self.s.retry_sec)
             await self._sleep()

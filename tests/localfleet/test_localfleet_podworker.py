@@ -148,3 +148,31 @@ async def test_a_pod_that_ran_under_an_earlier_kubelet_is_restarted_on_its_old_i
     finally:
         worker.request_shutdown()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_wake_during_the_status_write_starts_the_next_pass(services: tuple[FakeApi, NodeServices],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe's first success often lands while the previous pass is still writing status; that wake
+    must not be lost to the long resync deadline (it once delayed every new pod's Ready by 60 s)."""
+    api, node = services
+    worker = PodWorker(node, pod({"image": "registry.example/other:1"}))
+    passes: list[float] = []
+    sync = worker._sync
+
+    async def counting_sync() -> None:
+        passes.append(time.monotonic())
+        await sync()
+    publish = worker._publish
+
+    async def publish_then_wake(**kwargs: Any) -> None:
+        await publish(**kwargs)
+        if len(passes) == 1:
+            worker.wake()  # arrives after the pass, before the worker goes to sleep
+    monkeypatch.setattr(worker, "_sync", counting_sync)
+    monkeypatch.setattr(worker, "_publish", publish_then_wake)
+    task = asyncio.create_task(worker.run())
+    try:
+        await until(lambda: len(passes) >= 2, timeout=2.0)
+    finally:
+        worker.request_shutdown()
+        await asyncio.wait_for(task, 10)
