@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -155,7 +156,9 @@ async def test_a_wake_during_the_status_write_starts_the_next_pass(services: tup
     """A probe's first success often lands while the previous pass is still writing status; that wake
     must not be lost to the long resync deadline (it once delayed every new pod's Ready by 60 s)."""
     api, node = services
-    worker = PodWorker(node, pod({"image": "registry.example/other:1"}))
+    # Every deadline of its own is far away: only the wake can start the second pass in time.
+    worker = PodWorker(dataclasses.replace(node, retry_sec=30.0, volume_resync_sec=30.0),
+                       pod({"image": "registry.example/other:1"}))
     passes: list[float] = []
     sync = worker._sync
 
