@@ -46,7 +46,7 @@ def container_argv(container: Mapping[str, Any], image: LocalImage, env: Mapping
         command[0] = image.entrypoint[0]
     argv = [*command, *args]
     if image.program == "stt-server" and argv[0] == image.entrypoint[0]:
-        # The pod's network namespace, emulated: the server binds only its own loopback address.
+        # Pods share the cluster network: the server binds only its own pod IP.
         argv += ["--grpc-host", address, "--http-host", address,
                  "--grpc-port", str(named_port(container, "grpc", DEFAULT_GRPC_PORT)),
                  "--http-port", str(named_port(container, "http", DEFAULT_HTTP_PORT))]

@@ -6,7 +6,7 @@
   exponential backoff.
 - Children (every kind we make, with our managed-by label): any
   change or deletion asks for a pass of their owner, so drift is corrected within the debounce
-  plus one reconcile (well under a second on a local API server), and the status follows the
+  plus one reconcile (well under a second on a quiet API server), and the status follows the
   Deployment's real status.
 - A timer per SttServer re-syncs everything every RESYNC_SEC (a safety net for missed events).
 """
