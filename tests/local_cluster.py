@@ -176,9 +176,10 @@ def install_operator(cluster: LocalCluster, *, release: str = OPERATOR_RELEASE, 
 
     `--skip-crds`: the session applied the SttServer CRD already (fixture `sttserver_crd`), and
     helm 4 installs CRDs by server-side apply, which would conflict with that field manager.
+    `values` are `--set-string` (env values must stay strings: `value=5` would be an integer).
     """
     cluster.helm("install", release, str(CHART), "--namespace", namespace, "--create-namespace", "--skip-crds",
-                 "--wait", "--timeout", "180s", *itertools.chain.from_iterable(("--set", v) for v in values))
+                 "--wait", "--timeout", "180s", *itertools.chain.from_iterable(("--set-string", v) for v in values))
 
 
 @contextlib.contextmanager

@@ -104,7 +104,11 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(
     long_audio = compose(await asyncio.to_thread(synthesize, texts), texts=texts)
     values = [f"watchNamespaces={{{namespace}}}", "image.tag=dev"]
     async with contextlib.AsyncExitStack() as stack:
-        stack.enter_context(operator_installed(local_cluster, release="e2e-op", namespace=namespace, values=values))
+        # The operator in a namespace of its own, as a platform team installs it: its pod is no scrape target.
+        operator_namespace = local_cluster.new_namespace("e2e-op")
+        stack.callback(local_cluster.delete_namespace, operator_namespace)
+        stack.enter_context(operator_installed(local_cluster, release="e2e-op", namespace=operator_namespace,
+                                               values=values))
         api = await stack.enter_async_context(KubeApi(credentials_from_kubeconfig(local_cluster.kubeconfig)))
         fleet = local_cluster
         local_cluster.apply(docs, namespace=namespace)
@@ -202,6 +206,6 @@ async def _control_token(api: KubeApi, deployment: dict[str, Any]) -> str | None
 
 def pod_log(cluster: LocalCluster, namespace: str, pod: str) -> str:
     """The removed pod's log, as the kubelet kept it (the pod object is gone, so not `kubectl logs`)."""
-    found = sorted(cluster.workdir.glob(f"pods/**/*{pod}*.log")) or sorted(cluster.workdir.glob(f"pods/**/{pod}/**/*.log"))
+    found = sorted(cluster.workdir.glob(f"pods/logs/{namespace}_{pod}_*/*.log"))  # <ns>_<pod>_<uid>/<container>.log
     assert found, f"no log of pod {namespace}/{pod} under {cluster.workdir / 'pods'}"
     return "\n".join(path.read_text(errors="replace") for path in found)

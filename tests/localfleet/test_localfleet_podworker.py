@@ -155,7 +155,7 @@ async def test_a_wake_during_the_status_write_starts_the_next_pass(services: tup
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A probe's first success often lands while the previous pass is still writing status; that wake
     must not be lost to the long resync deadline (it once delayed every new pod's Ready by 60 s)."""
-    api, node = services
+    _, node = services
     # Every deadline of its own is far away: only the wake can start the second pass in time.
     worker = PodWorker(dataclasses.replace(node, retry_sec=30.0, volume_resync_sec=30.0),
                        pod({"image": "registry.example/other:1"}))
