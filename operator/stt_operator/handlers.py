@@ -22,13 +22,11 @@ import kopf
 import stt_operator.autoscaling.timer  # registers the queue-depth autoscaler daemon
 import stt_operator.login  # noqa: F401 - registers kopf's login (in-cluster from the kubelet's env)
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env
+from stt_operator.crd import GROUP, KIND, PLURAL, VERSION
 from stt_operator.reconcile import MANAGED_BY
 from stt_operator.reconciler import Reconciler, backoff, is_transient
 from stt_operator.spec import SpecError
 
-GROUP: Final = "sttfleet.io"
-VERSION: Final = "v1alpha1"
-PLURAL: Final = "sttservers"
 RESYNC_SEC: Final = float(os.environ.get("STT_OPERATOR_RESYNC_SEC", "30"))
 # Whole seconds: kopf sends it as `timeoutSeconds`, which kube-apiserver parses as an integer ("60.0" is a 400).
 WATCH_TIMEOUT_SEC: Final = int(float(os.environ.get("STT_OPERATOR_WATCH_TIMEOUT_SEC", "60")))
@@ -92,7 +90,7 @@ async def resync(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
 def _owner_of(body: kopf.Body) -> str | None:
     """The SttServer a child belongs to (by ownerReference, not just by label)."""
     for ref in body.metadata.get("ownerReferences") or ():
-        if ref.get("kind") == "SttServer" and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
+        if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
             return str(ref.get("name"))
     return None
 

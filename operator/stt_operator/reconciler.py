@@ -21,12 +21,13 @@ import kopf
 from stt_operator import events, status
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, resource_path
 from stt_operator.builders import build_children
+from stt_operator.crd import GROUP, PLURAL, VERSION
 from stt_operator.reconcile import CHILD_KINDS, apply_child, desired_replicas, owned_children
 from stt_operator.spec import SpecError, parse_spec
 
 logger = logging.getLogger(__name__)
 
-API_VERSION: Final = "sttfleet.io/v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
 MONITORING_KINDS: Final = {"servicemonitors": "ServiceMonitor", "prometheusrules": "PrometheusRule"}
 TRANSIENT: Final = (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 MAX_BACKOFF_SEC: Final = 30.0
@@ -35,7 +36,7 @@ Key = tuple[str, str]
 
 
 def server_path(namespace: str, name: str | None = None, *, subresource: str | None = None) -> str:
-    return resource_path(API_VERSION, "sttservers", namespace=namespace, name=name, subresource=subresource)
+    return resource_path(API_VERSION, PLURAL, namespace=namespace, name=name, subresource=subresource)
 
 
 def is_transient(exc: BaseException) -> bool:

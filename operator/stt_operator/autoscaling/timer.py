@@ -32,12 +32,10 @@ from stt_operator.autoscaling.behavior import Behavior, History, record_scale
 from stt_operator.autoscaling.decision import AutoscalingPolicy, Decision, decide
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_env, resource_path
 from stt_operator.autoscaling.scraper import ScrapeResult, pod_targets, scrape_pods
+from stt_operator.crd import GROUP, PLURAL, VERSION
 from stt_operator.events import post_event
 
 log = logging.getLogger("stt_operator.autoscaling")
-GROUP: Final = "sttfleet.io"
-VERSION: Final = "v1alpha1"
-PLURAL: Final = "sttservers"
 DEFAULT_INTERVAL_SEC: Final = 15.0
 TOKEN_ENV: Final = ("STT_CONTROL_TOKEN", "STT_AUTH__CONTROL_TOKEN")
 TOKEN_FILE_ENV: Final = ("STT_AUTH__CONTROL_TOKEN_FILE",)
