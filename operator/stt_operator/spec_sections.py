@@ -8,8 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
+from stt_operator.autoscaling.behavior import (
+    DEFAULT_SCALE_DOWN,
+    DEFAULT_SCALE_UP,
+    Behavior,
+    ScalingPolicy,
+    ScalingRules,
+)
 from stt_operator.spec_reader import Reader, SpecError
 
 SERVICE_TYPES: Final = ("ClusterIP", "NodePort")
@@ -107,7 +114,7 @@ class MonitoringSpec:
 
 @dataclass(frozen=True)
 class AutoscalingSpec:
-    """Queue-depth autoscaling; `behavior` stays the raw HPA-shaped mapping the autoscaler reads."""
+    """Queue-depth autoscaling; `behavior` is the HPA-shaped behaviour, each unset part defaulted like the HPA's."""
 
     enabled: bool = False
     min_replicas: int = 1
@@ -115,7 +122,7 @@ class AutoscalingSpec:
     target_decode_pending_per_replica: float = 4.0
     target_active_sessions_per_replica: float | None = None
     scrape_interval_seconds: float = 15.0
-    behavior: Mapping[str, Any] = field(default_factory=dict)
+    behavior: Behavior = field(default_factory=Behavior)
 
 
 def parse_model(r: Reader) -> ModelSpec:
@@ -246,19 +253,30 @@ def parse_autoscaling(r: Reader) -> AutoscalingSpec:
                       minimum=0, exclusive_minimum=True)
     sessions = r.optional_number("targetActiveSessionsPerReplica", minimum=0, exclusive_minimum=True)
     behavior = r.child("behavior")
-    for direction in ("scaleUp", "scaleDown"):
-        rules = behavior.child(direction)
-        rules.integer("stabilizationWindowSeconds", 0, minimum=0, maximum=3600)
-        rules.enum("selectPolicy", "Max", SELECT_POLICIES)
-        for i, item in enumerate(rules.list("policies")):
-            policy = Reader(item, f"{rules.path}.policies[{i}]")
-            policy.enum("type", "Pods", POLICY_TYPES)
-            policy.integer("value", 1, minimum=1)
-            policy.integer("periodSeconds", 15, minimum=1, maximum=1800)
     return AutoscalingSpec(
         enabled=enabled, min_replicas=low, max_replicas=high, target_decode_pending_per_replica=target,
         target_active_sessions_per_replica=sessions,
         scrape_interval_seconds=r.number("scrapeIntervalSeconds", d.scrape_interval_seconds, minimum=1,
                                          maximum=600),
-        behavior=dict(behavior.data),
+        behavior=Behavior(scale_up=_scaling_rules(behavior, "scaleUp", DEFAULT_SCALE_UP),
+                          scale_down=_scaling_rules(behavior, "scaleDown", DEFAULT_SCALE_DOWN)),
+    )
+
+
+def _scaling_rules(behavior: Reader, direction: str, default: ScalingRules) -> ScalingRules:
+    """One direction of `behavior`; what it leaves unset comes from that direction's HPA default."""
+    if not behavior.has(direction):
+        return default
+    rules = behavior.child(direction)
+    policies = tuple(
+        ScalingPolicy(type=p.enum("type", "Pods", POLICY_TYPES),  # type: ignore[arg-type]
+                      value=p.integer("value", 1, minimum=1),
+                      period_seconds=p.integer("periodSeconds", 15, minimum=1, maximum=1800))
+        for p in (Reader(item, f"{rules.path}.policies[{i}]") for i, item in enumerate(rules.list("policies")))
+    )
+    return ScalingRules(
+        stabilization_window_seconds=rules.integer("stabilizationWindowSeconds",
+                                                   default.stabilization_window_seconds, minimum=0, maximum=3600),
+        select_policy=rules.enum("selectPolicy", default.select_policy, SELECT_POLICIES),  # type: ignore[arg-type]
+        policies=policies if rules.has("policies") else default.policies,
     )

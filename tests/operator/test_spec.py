@@ -51,7 +51,7 @@ def test_gpu_sample_reads_every_section() -> None:
     assert spec.monitoring.thresholds.final_p99_seconds == 4.0
     assert spec.monitoring.runbook_base_url == "https://runbooks.example.com/stt"
     assert (spec.autoscaling.min_replicas, spec.autoscaling.max_replicas) == (2, 8)
-    assert spec.autoscaling.behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert spec.autoscaling.behavior.scale_down.stabilization_window_seconds == 300
     assert spec.drain_grace_seconds == 60
 
 

@@ -11,9 +11,8 @@ returns anew, so the caller owns the state and tests can replay any timeline.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 PolicyType = Literal["Pods", "Percent"]
 SelectPolicy = Literal["Max", "Min", "Disabled"]
@@ -58,39 +57,10 @@ DEFAULT_SCALE_DOWN: Final = ScalingRules(
 
 @dataclass(frozen=True)
 class Behavior:
-    """`behavior: {scaleUp, scaleDown}`, each direction defaulted like the HPA's."""
+    """`behavior: {scaleUp, scaleDown}`, each direction defaulted like the HPA's (read by `spec.parse_spec`)."""
 
     scale_up: ScalingRules = DEFAULT_SCALE_UP
     scale_down: ScalingRules = DEFAULT_SCALE_DOWN
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any] | None) -> Behavior:
-        """Read the camelCase `behavior` block of a manifest; absent keys take the HPA defaults."""
-        raw = raw or {}
-        return cls(
-            scale_up=_rules_from_mapping(raw.get("scaleUp"), DEFAULT_SCALE_UP),
-            scale_down=_rules_from_mapping(raw.get("scaleDown"), DEFAULT_SCALE_DOWN),
-        )
-
-
-def _rules_from_mapping(raw: Mapping[str, Any] | None, default: ScalingRules) -> ScalingRules:
-    if not raw:
-        return default
-    policies = raw.get("policies")
-    return ScalingRules(
-        stabilization_window_seconds=int(
-            raw.get("stabilizationWindowSeconds", default.stabilization_window_seconds)
-        ),
-        select_policy=raw.get("selectPolicy", default.select_policy),
-        policies=(
-            default.policies
-            if policies is None
-            else tuple(
-                ScalingPolicy(type=p["type"], value=int(p["value"]), period_seconds=int(p["periodSeconds"]))
-                for p in policies
-            )
-        ),
-    )
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,18 @@ Each pod gets its own deadline and the number of pods in flight is bounded by a 
 pod that hangs costs at most one timeout and never stalls the others or the autoscaling loop. A pod
 that answers unhealthy, answers garbage, or does not answer in time is reported as unhealthy with
 a reason, and the decision counts it as a pod with missing metrics (the HPA's rule for those).
+
+With TLS on (`spec.secrets.tls`) the control plane serves HTTPS only. The scraper dials the pod IP
+but verifies the certificate against a name (`ScrapeTls.server_name`, sent as SNI too), as
+Prometheus does with `tls_config.server_name`: pod IPs change with every pod, so no certificate
+issued ahead of time can name them, while the Service's DNS name is stable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -40,6 +46,20 @@ class UnhealthyPod:
 
     name: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ScrapeTls:
+    """How to reach control planes that serve HTTPS: whom to trust, and which name to verify."""
+
+    context: ssl.SSLContext
+    server_name: str
+    trust: str  # where `context`'s CAs came from, for the reason of a failed handshake
+
+
+def tls_context(ca_pem: str | None) -> ssl.SSLContext:
+    """A verifying client context trusting `ca_pem`, or the system's CAs when there is none."""
+    return ssl.create_default_context(cadata=ca_pem) if ca_pem else ssl.create_default_context()
 
 
 @dataclass(frozen=True)
@@ -79,8 +99,10 @@ def pod_targets(pods: Iterable[Mapping[str, Any]], *, default_http_port: int = D
     return targets
 
 
-async def _get_json(session: aiohttp.ClientSession, url: str, headers: Mapping[str, str]) -> tuple[int, Any]:
-    async with session.get(url, headers=headers, allow_redirects=False) as resp:
+async def _get_json(session: aiohttp.ClientSession, url: str, headers: Mapping[str, str],
+                    tls: ScrapeTls | None) -> tuple[int, Any]:
+    secure: dict[str, Any] = {} if tls is None else {"ssl": tls.context, "server_hostname": tls.server_name}
+    async with session.get(url, headers=headers, allow_redirects=False, **secure) as resp:
         text = await resp.text()
         try:
             body = json.loads(text) if text else None
@@ -97,23 +119,23 @@ def _number(metrics: Any, key: str) -> float | None:
 
 
 async def _scrape_one(
-    session: aiohttp.ClientSession, target: PodTarget, *, token: str | None
+    session: aiohttp.ClientSession, target: PodTarget, *, token: str | None, tls: ScrapeTls | None
 ) -> tuple[PodSample, UnhealthyPod | None]:
-    base = f"http://{target.ip}:{target.http_port}"
+    base = f"{'https' if tls else 'http'}://{target.ip}:{target.http_port}"
     headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def unhealthy(reason: str) -> tuple[PodSample, UnhealthyPod]:
         sample = PodSample(target.name, ready=True, healthy=False)
         return sample, UnhealthyPod(target.name, reason)
 
-    status, body = await _get_json(session, f"{base}/health", headers)
+    status, body = await _get_json(session, f"{base}/health", headers, tls)
     if status in (401, 403):
         return unhealthy(f"/health answered {status}: the control-plane token was refused")
     if status != 200:
         reasons = body.get("reasons") if isinstance(body, Mapping) else None
         detail = "; ".join(map(str, reasons)) if isinstance(reasons, list) and reasons else "no reason given"
         return unhealthy(f"/health answered {status}: {detail}")
-    status, body = await _get_json(session, f"{base}/metrics.json", headers)
+    status, body = await _get_json(session, f"{base}/metrics.json", headers, tls)
     if status != 200:
         return unhealthy(f"/metrics.json answered {status}")
     metrics = body.get("metrics") if isinstance(body, Mapping) else None
@@ -129,11 +151,13 @@ async def scrape_pods(
     targets: Iterable[PodTarget],
     *,
     token: str | None,
+    tls: ScrapeTls | None = None,
     timeout_sec: float = DEFAULT_TIMEOUT_SEC,
     concurrency: int = DEFAULT_CONCURRENCY,
     session: aiohttp.ClientSession | None = None,
 ) -> ScrapeResult:
-    """Sample every target: ready pods are scraped, the others are passed through as not ready."""
+    """Sample every target: ready pods are scraped (over HTTPS when `tls` is given), the others are
+    passed through as not ready."""
     semaphore = asyncio.Semaphore(concurrency)
     own_session = session is None
     http = session or aiohttp.ClientSession()
@@ -146,11 +170,14 @@ async def scrape_pods(
         async with semaphore:
             try:
                 # One deadline per pod covers both requests, so a hanging pod costs one timeout.
-                return await asyncio.wait_for(_scrape_one(http, target, token=token), timeout_sec)
+                return await asyncio.wait_for(_scrape_one(http, target, token=token, tls=tls), timeout_sec)
             except asyncio.CancelledError:
                 raise
             except TimeoutError:
                 reason = f"no answer within {timeout_sec:g} s"
+            except aiohttp.ClientSSLError as exc:
+                name, trust = (tls.server_name, tls.trust) if tls else ("?", "?")
+                reason = f"TLS handshake failed verifying {name} against {trust}: {exc}"
             except (aiohttp.ClientError, OSError) as exc:
                 reason = f"unreachable: {exc.__class__.__name__}: {exc}"
             return PodSample(target.name, ready=True, healthy=False), UnhealthyPod(target.name, reason)

@@ -28,12 +28,14 @@ from typing import Any, Final
 import aiohttp
 import kopf
 
-from stt_operator.autoscaling.behavior import Behavior, History, record_scale
+from stt_operator.autoscaling.behavior import History, record_scale
 from stt_operator.autoscaling.decision import AutoscalingPolicy, Decision, decide
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_env, resource_path
-from stt_operator.autoscaling.scraper import ScrapeResult, pod_targets, scrape_pods
+from stt_operator.autoscaling.scraper import ScrapeResult, ScrapeTls, pod_targets, scrape_pods, tls_context
+from stt_operator.builders.labels import selector_labels
 from stt_operator.crd import GROUP, PLURAL, VERSION
 from stt_operator.events import post_event
+from stt_operator.spec import AutoscalingSpec, SpecError, SttServerSpec, parse_spec
 
 log = logging.getLogger("stt_operator.autoscaling")
 DEFAULT_INTERVAL_SEC: Final = 15.0
@@ -41,43 +43,15 @@ TOKEN_ENV: Final = ("STT_CONTROL_TOKEN", "STT_AUTH__CONTROL_TOKEN")
 TOKEN_FILE_ENV: Final = ("STT_AUTH__CONTROL_TOKEN_FILE",)
 
 
-def _get(obj: Any, camel: str, snake: str, default: Any = None) -> Any:
-    """Read a field from the raw camelCase spec or from a typed spec object (snake_case)."""
-    if isinstance(obj, Mapping):
-        return obj.get(camel, default)
-    return getattr(obj, snake, default)
-
-
-def _raw_behavior(value: Any) -> Mapping[str, Any] | None:
-    if value is None or isinstance(value, Mapping):
-        return value
-    dump = getattr(value, "model_dump", None)  # a pydantic model from spec.py
-    return dump(by_alias=True, exclude_none=True) if callable(dump) else None
-
-
-def policy_from_spec(autoscaling: Any) -> AutoscalingPolicy:
-    """The spec's `autoscaling` block (raw mapping or typed) as the decision's policy."""
-    behavior = _get(autoscaling, "behavior", "behavior")
+def policy_from_spec(autoscaling: AutoscalingSpec) -> AutoscalingPolicy:
+    """The typed `spec.autoscaling` (from `parse_spec`) as the decision's policy."""
     return AutoscalingPolicy(
-        min_replicas=int(_get(autoscaling, "minReplicas", "min_replicas", 1)),
-        max_replicas=int(_get(autoscaling, "maxReplicas", "max_replicas", 1)),
-        target_decode_pending=float(_get(autoscaling, "targetDecodePendingPerReplica",
-                                         "target_decode_pending_per_replica", 4)),
-        target_active_sessions=(None if (t := _get(autoscaling, "targetActiveSessionsPerReplica",
-                                                   "target_active_sessions_per_replica")) is None else float(t)),
-        behavior=behavior if isinstance(behavior, Behavior) else Behavior.from_mapping(_raw_behavior(behavior)),
+        min_replicas=autoscaling.min_replicas,
+        max_replicas=autoscaling.max_replicas,
+        target_decode_pending=autoscaling.target_decode_pending_per_replica,
+        target_active_sessions=autoscaling.target_active_sessions_per_replica,
+        behavior=autoscaling.behavior,
     )
-
-
-def interval_of(autoscaling: Any) -> float:
-    """Seconds between passes: `scrapeIntervalSeconds` (a number) or `scrapeInterval` ("15s", "1m")."""
-    value = _get(autoscaling, "scrapeIntervalSeconds", "scrape_interval_seconds") or \
-        _get(autoscaling, "scrapeInterval", "scrape_interval")
-    if isinstance(value, str):
-        units = {"ms": 0.001, "s": 1.0, "m": 60.0}
-        unit = next((u for u in ("ms", "s", "m") if value.endswith(u)), "")
-        value = float(value[: len(value) - len(unit)]) * units.get(unit, 1.0)
-    return float(value) if value else DEFAULT_INTERVAL_SEC
 
 
 def now_iso() -> str:
@@ -99,6 +73,7 @@ def set_condition(conditions: list[Mapping[str, Any]], *, type_: str, status: bo
 
 
 async def _secret_value(api: KubeApi, namespace: str, name: str, key: str) -> str | None:
+    """One key of a Secret as text (None when the Secret or the key is missing)."""
     secret = await api.get_or_none(resource_path("v1", "secrets", namespace=namespace, name=name)) or {}
     if key in (secret.get("data") or {}):
         return base64.b64decode(secret["data"][key]).decode().strip()
@@ -139,6 +114,21 @@ async def read_control_token(api: KubeApi, deployment: Mapping[str, Any], namesp
     return None
 
 
+async def control_plane_tls(api: KubeApi, spec: SttServerSpec) -> ScrapeTls | None:
+    """How to scrape pods whose control plane serves HTTPS (`spec.secrets.tls`), else None.
+
+    The CA is the TLS Secret's `ca.crt` (cert-manager writes it there); without one the system's
+    CAs are trusted. The certificate must name the Service, `<name>.<namespace>.svc`: that name is
+    verified, not the pod IP (see scraper's module docstring and docs/autoscaling.md).
+    """
+    secret = spec.secrets.tls_secret_name
+    if secret is None:
+        return None
+    ca = await _secret_value(api, spec.namespace, secret, "ca.crt")
+    trust = f"ca.crt of Secret {secret}" if ca else f"the system CAs (Secret {secret} has no ca.crt)"
+    return ScrapeTls(context=tls_context(ca), server_name=f"{spec.name}.{spec.namespace}.svc", trust=trust)
+
+
 @dataclass
 class AutoscalerState:
     """What one SttServer's autoscaler remembers between passes (in memory, like the HPA's)."""
@@ -147,11 +137,39 @@ class AutoscalerState:
     last_scale_time: str | None = None
     inactive_reason: str | None = None  # the last ScalingActive=False reason already announced
     last_error: str | None = None  # the last failed pass's message already announced
+    spec_replicas_seen: int | None = None  # spec.replicas at the last pass
+    overridden_replicas: int | None = None  # a spec.replicas set while autoscaling, which it overrides
+
+
+def override_message(state: AutoscalerState, kept: int) -> str | None:
+    """Why a spec.replicas someone set (`kubectl scale`, an edit) has no effect, while it has none."""
+    if state.overridden_replicas is None:
+        return None
+    return (f"spec.replicas={state.overridden_replicas} is ignored while spec.autoscaling.enabled is true: "
+            f"the autoscaler keeps {kept}; set spec.autoscaling.enabled to false to size by hand")
+
+
+def note_spec_replicas(state: AutoscalerState, *, spec_replicas: int, kept: int) -> bool:
+    """Track spec.replicas against the count the autoscaler keeps; True when an override is new.
+
+    Only a change of spec.replicas counts: a manifest's standing `replicas: 1` under an autoscaler
+    that went to 2 is no request. A later pass that keeps the asked count clears the override.
+    """
+    new = False
+    if state.spec_replicas_seen is not None and spec_replicas != state.spec_replicas_seen:
+        state.overridden_replicas = spec_replicas if spec_replicas != kept else None
+        new = state.overridden_replicas is not None
+    elif state.overridden_replicas is not None and state.overridden_replicas == kept:
+        state.overridden_replicas = None
+    state.spec_replicas_seen = spec_replicas
+    return new
 
 
 def status_patch(decision: Decision, scrape: ScrapeResult, *, state: AutoscalerState,
                  conditions: list[Mapping[str, Any]], generation: int | None) -> dict[str, Any]:
     """`status.autoscaling` and the ScalingActive condition for one pass."""
+    message = "; ".join(m for m in (decision.scaling_active_message,
+                                    override_message(state, decision.desired_replicas)) if m)
     return {
         "autoscaling": {
             "lastScaleTime": state.last_scale_time,
@@ -167,7 +185,7 @@ def status_patch(decision: Decision, scrape: ScrapeResult, *, state: AutoscalerS
         },
         "conditions": set_condition(conditions, type_="ScalingActive", status=decision.scaling_active,
                                     reason=decision.scaling_active_reason,
-                                    message=decision.scaling_active_message, generation=generation),
+                                    message=message, generation=generation),
     }
 
 
@@ -176,24 +194,25 @@ async def autoscale_once(
     body: Mapping[str, Any],
     *,
     state: AutoscalerState,
-    policy: AutoscalingPolicy,
+    spec: SttServerSpec,
     post_event: Callable[[str, str, str], Awaitable[None]],
     now: float | None = None,
     scrape_timeout_sec: float = 2.0,
 ) -> Decision | None:
-    """One pass for one SttServer; returns the decision (None when there is no Deployment yet)."""
-    meta = body["metadata"]
-    namespace, name = meta.get("namespace") or "default", meta["name"]
+    """One pass for one SttServer (`spec` is `parse_spec(body)`); returns the decision (None when
+    there is no Deployment yet)."""
+    namespace, name = spec.namespace, spec.name
+    policy = policy_from_spec(spec.autoscaling)
     dep_path = resource_path("apps/v1", "deployments", namespace=namespace, name=name)
     deployment = await api.get_or_none(dep_path)
     if deployment is None:
         return None
     replicas = (deployment.get("spec") or {}).get("replicas")
     current = 1 if replicas is None else int(replicas)  # the API server defaults an unset count to 1
-    pods = await api.list(resource_path("v1", "pods", namespace=namespace),
-                          labels={"app.kubernetes.io/name": "stt-server", "app.kubernetes.io/instance": name})
+    pods = await api.list(resource_path("v1", "pods", namespace=namespace), labels=selector_labels(spec))
     token = await read_control_token(api, deployment, namespace)
-    scrape = await scrape_pods(pod_targets(pods), token=token, timeout_sec=scrape_timeout_sec)
+    tls = await control_plane_tls(api, spec)
+    scrape = await scrape_pods(pod_targets(pods), token=token, tls=tls, timeout_sec=scrape_timeout_sec)
     stamp = time.time() if now is None else now
     decision = decide(scrape.samples, current_replicas=current, policy=policy, history=state.history, now=stamp)
     state.history = decision.history
@@ -209,6 +228,8 @@ async def autoscale_once(
         # One Warning per new reason, not one per pass: the condition carries it durably.
         await post_event("Warning", decision.scaling_active_reason, decision.scaling_active_message)
     state.inactive_reason = None if decision.scaling_active else decision.scaling_active_reason
+    if note_spec_replicas(state, spec_replicas=spec.replicas, kept=decision.desired_replicas):
+        await post_event("Warning", "ScaleOverridden", override_message(state, decision.desired_replicas) or "")
     await _write_status(api, body, decision, scrape, state=state)
     return decision
 
@@ -250,7 +271,7 @@ def _without_nulls(patch: dict[str, Any]) -> dict[str, Any]:
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="autoscaler", cancellation_timeout=5.0)  # type: ignore[arg-type]
-async def autoscaler(body: kopf.Body, spec: kopf.Spec, stopped: kopf.DaemonStopped, memo: kopf.Memo,
+async def autoscaler(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo,
                      **_: Any) -> None:
     """Per-SttServer loop: scale on queue depth while `spec.autoscaling.enabled` is true."""
     state = AutoscalerState(last_scale_time=((body.get("status") or {}).get("autoscaling") or {}).get("lastScaleTime"))
@@ -264,21 +285,29 @@ async def autoscaler(body: kopf.Body, spec: kopf.Spec, stopped: kopf.DaemonStopp
             await post_event(api, body, type_=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
         while not stopped:
-            autoscaling = spec.get("autoscaling") or {}
-            if not autoscaling.get("enabled"):
+            try:
+                parsed = parse_spec(body)
+            except SpecError as exc:
+                # The reconciler reports an invalid spec (Degraded/InvalidSpec and an Event); there is
+                # no policy to scale by until it is fixed.
+                log.warning("autoscaling %s paused, invalid spec: %s", body["metadata"]["name"], exc)
+                await stopped.wait(DEFAULT_INTERVAL_SEC)
+                continue
+            if not parsed.autoscaling.enabled:
                 state.history = History()  # a later re-enable starts fresh, as a new HPA would
-                await stopped.wait(min(DEFAULT_INTERVAL_SEC, interval_of(autoscaling)))
+                state.spec_replicas_seen, state.overridden_replicas = parsed.replicas, None  # by hand now
+                await stopped.wait(min(DEFAULT_INTERVAL_SEC, parsed.autoscaling.scrape_interval_seconds))
                 continue
             try:
-                await autoscale_once(api, body, state=state, policy=policy_from_spec(autoscaling), post_event=post)
+                await autoscale_once(api, body, state=state, spec=parsed, post_event=post)
                 state.last_error = None
             except asyncio.CancelledError:
                 raise
             except (ApiError, aiohttp.ClientError, OSError, ValueError) as exc:
-                # Transient API trouble or a spec the schema let through: report (once per new
+                # Transient API trouble or a Secret that holds no usable CA: report (once per new
                 # message, not every pass) and retry on the next pass.
                 log.warning("autoscaling %s failed: %s", body["metadata"]["name"], exc)
                 if str(exc) != state.last_error:
                     await post("Warning", "FailedComputeMetricsReplicas", str(exc))
                 state.last_error = str(exc)
-            await stopped.wait(interval_of(autoscaling))
+            await stopped.wait(parsed.autoscaling.scrape_interval_seconds)

@@ -15,6 +15,7 @@ from stt_operator.autoscaling.behavior import (
     record_scale,
     stabilize,
 )
+from stt_operator.spec import parse_spec
 
 NOW = 50_000.0
 
@@ -25,13 +26,19 @@ def rules(window: int, select: str, *policies: tuple[str, int, int]) -> ScalingR
 
 def test_defaults_are_the_hpa_defaults() -> None:
     # "scaleUp: 100% or 4 pods per 15 s, selectPolicy Max, no window; scaleDown: 100% per 15 s, 300 s window"
-    assert Behavior.from_mapping(None) == Behavior(DEFAULT_SCALE_UP, DEFAULT_SCALE_DOWN)
+    assert behavior_of(None) == Behavior(DEFAULT_SCALE_UP, DEFAULT_SCALE_DOWN)
     assert DEFAULT_SCALE_UP == rules(0, "Max", ("Percent", 100, 15), ("Pods", 4, 15))
     assert DEFAULT_SCALE_DOWN == rules(300, "Max", ("Percent", 100, 15))
 
 
-def test_from_mapping_overrides_only_what_is_given() -> None:
-    b = Behavior.from_mapping({"scaleDown": {"stabilizationWindowSeconds": 30,
+def behavior_of(raw: dict[str, object] | None) -> Behavior:
+    """`spec.autoscaling.behavior` as the operator reads it: through `parse_spec`."""
+    body = {"metadata": {"name": "demo"}, "spec": {"image": "stt:dev", "autoscaling": {"behavior": raw}}}
+    return parse_spec(body).autoscaling.behavior
+
+
+def test_the_spec_overrides_only_what_is_given() -> None:
+    b = behavior_of({"scaleDown": {"stabilizationWindowSeconds": 30,
                                              "policies": [{"type": "Pods", "value": 1, "periodSeconds": 10}]}})
     assert b.scale_up == DEFAULT_SCALE_UP
     assert b.scale_down == rules(30, "Max", ("Pods", 1, 10))

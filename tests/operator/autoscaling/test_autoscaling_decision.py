@@ -7,8 +7,10 @@ case says so, so that a case can only pass if the rule itself is implemented.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
-from stt_operator.autoscaling.behavior import Behavior, History, TimedValue
+from stt_operator.autoscaling.behavior import DEFAULT_SCALE_DOWN, Behavior, History, TimedValue
 from stt_operator.autoscaling.decision import (
     AutoscalingPolicy,
     PodSample,
@@ -137,7 +139,7 @@ def test_all_metrics_invalid_reports_scaling_inactive() -> None:
 def test_min_and_max_bounds(rule: str, current: int, samples: tuple[PodSample, ...], expected: int,
                             reason_part: str) -> None:
     policy = AutoscalingPolicy(min_replicas=2, max_replicas=10, target_decode_pending=4.0,
-                               behavior=Behavior.from_mapping({"scaleDown": {"stabilizationWindowSeconds": 0}}))
+                               behavior=Behavior(scale_down=replace(DEFAULT_SCALE_DOWN, stabilization_window_seconds=0)))
     d = run(samples, current, policy)
     assert d.desired_replicas == expected, rule
     assert reason_part in d.reason, rule

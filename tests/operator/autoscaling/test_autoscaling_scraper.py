@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
-from stt_operator.autoscaling.scraper import PodTarget, pod_targets, scrape_pods
+from serving_certs import ServingCert, issue, service_dns_names
+from stt_operator.autoscaling.scraper import PodTarget, ScrapeTls, pod_targets, scrape_pods, tls_context
 
 TOKEN = "s3cret-token"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @asynccontextmanager
-async def fake_pod(health: Handler, metrics: Handler) -> AsyncIterator[int]:
-    """A control plane on 127.0.0.1:<port> with the given handlers; yields the port."""
+async def fake_pod(health: Handler, metrics: Handler, *, ssl_context: ssl.SSLContext | None = None
+                   ) -> AsyncIterator[int]:
+    """A control plane on 127.0.0.1:<port> with the given handlers (HTTPS with `ssl_context`); yields the port."""
     app = web.Application()
     app.router.add_get("/health", health)
     app.router.add_get("/metrics.json", metrics)
     runner = web.AppRunner(app, shutdown_timeout=0.2)  # the hanging handler must not hold teardown
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     try:
         yield runner.addresses[0][1]
@@ -148,3 +152,30 @@ def test_pod_targets_reads_ready_ip_port_and_deletion() -> None:
         PodTarget("a", "127.0.0.2", 8123, ready=True, being_deleted=False),
         PodTarget("b", None, 8000, ready=False, being_deleted=True),
     ]
+
+
+def server_context(cert: ServingCert) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with tempfile.NamedTemporaryFile("w", suffix=".pem") as chain:
+        chain.write(cert.cert_pem + cert.key_pem)
+        chain.flush()
+        context.load_cert_chain(chain.name)
+    return context
+
+
+async def test_tls_scrape_dials_the_pod_ip_and_verifies_the_service_name() -> None:
+    # The certificate names the Service only (as cert-manager's would), not the pod IP we dial.
+    cert = issue(dns_names=service_dns_names("demo", "speech"))
+    async with fake_pod(authed(healthy), authed(metrics_of(5, 1)), ssl_context=server_context(cert)) as port:
+        tls = ScrapeTls(context=tls_context(cert.ca_pem), server_name="demo.speech.svc", trust="ca.crt")
+        good = await scrape_pods([target("p", port)], token=TOKEN, tls=tls, timeout_sec=2.0)
+        plain = await scrape_pods([target("p", port)], token=TOKEN, timeout_sec=2.0)
+        wrong_name = await scrape_pods([target("p", port)], token=TOKEN, timeout_sec=2.0,
+                                       tls=ScrapeTls(tls.context, "other.speech.svc", "ca.crt"))
+        other_ca = issue(dns_names=["demo.speech.svc"]).ca_pem
+        wrong_ca = await scrape_pods([target("p", port)], token=TOKEN, timeout_sec=2.0,
+                                     tls=ScrapeTls(tls_context(other_ca), "demo.speech.svc", "ca.crt of Secret x"))
+    assert not good.unhealthy and good.samples[0].decode_pending == 5
+    assert plain.unhealthy, "plain HTTP to an HTTPS control plane gets no metrics"
+    assert "TLS handshake failed verifying other.speech.svc" in wrong_name.unhealthy[0].reason
+    assert "against ca.crt of Secret x" in wrong_ca.unhealthy[0].reason

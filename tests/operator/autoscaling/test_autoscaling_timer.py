@@ -12,21 +12,22 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from typing import Any, Final
 
 import pytest
 from aiohttp import web
 from local_cluster import LocalCluster
-from stt_operator.autoscaling.behavior import Behavior
+from stt_operator.autoscaling.behavior import DEFAULT_SCALE_DOWN, Behavior
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfig, resource_path
 from stt_operator.autoscaling.timer import (
     AutoscalerState,
     autoscale_once,
-    interval_of,
     policy_from_spec,
     read_control_token,
     set_condition,
 )
+from stt_operator.spec import parse_spec
 
 LABELS: Final = {"app.kubernetes.io/name": "stt-server", "app.kubernetes.io/instance": "demo"}
 IMAGE: Final = "ghcr.io/stt-fleet/stt-server:0.1.0"
@@ -139,7 +140,7 @@ async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi,
     async def record(type_: str, reason: str, message: str) -> None:
         events.append((reason, message))
     state = AutoscalerState()
-    policy = policy_from_spec(autoscaling)
+    spec = parse_spec(body)
     dep_path = resource_path("apps/v1", "deployments", namespace=namespace, name="demo")
     stt_path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace, name="demo")
     async with AsyncExitStack() as stack:
@@ -147,7 +148,7 @@ async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi,
             await fake.start(stack)
             await create_pod(api, namespace, f"demo-{i}", fake.port)
 
-        decision = await autoscale_once(api, body, state=state, policy=policy,
+        decision = await autoscale_once(api, body, state=state, spec=spec,
                                         post_event=record, now=1000.0)
         # 16 pending over 2 healthy pods + 1 unhealthy pod (missing metric, counted as 0 on a scale-up):
         # ceil(16 / 2) = 8, bounded by maxReplicas 4.
@@ -174,7 +175,7 @@ async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi,
                                  {"type": "Ready", "status": "True", "reason": "AllReplicasReady", "message": "",
                                   "lastTransitionTime": "2026-01-01T00:00:00Z"}]
         await api.merge_patch(f"{stt_path}/status", {"status": {"conditions": reconciler_conditions}})
-        decision = await autoscale_once(api, body, state=state, policy=policy,
+        decision = await autoscale_once(api, body, state=state, spec=spec,
                                         post_event=record, now=1005.0)
         assert decision is not None and decision.desired_replicas == 1
         kept = {c["type"] for c in (await api.get(stt_path))["status"]["conditions"]}
@@ -186,18 +187,22 @@ async def test_a_pass_scales_up_on_queue_depth_then_down_when_idle(api: KubeApi,
         # Passes that change nothing write nothing (the HPA's updateStatusIfNeeded).
         for now in (1006.0, 1007.0):
             body = await api.get(stt_path)
-            await autoscale_once(api, body, state=state, policy=policy, post_event=record, now=now)
+            await autoscale_once(api, body, state=state, spec=spec, post_event=record, now=now)
         before = (await api.get(stt_path))["metadata"]["resourceVersion"]
-        await autoscale_once(api, await api.get(stt_path), state=state, policy=policy, post_event=record, now=1008.0)
+        await autoscale_once(api, await api.get(stt_path), state=state, spec=spec, post_event=record, now=1008.0)
         assert (await api.get(stt_path))["metadata"]["resourceVersion"] == before
 
 
-def test_policy_from_raw_spec_defaults_behavior_like_the_hpa() -> None:
-    policy = policy_from_spec({"enabled": True, "minReplicas": 2, "maxReplicas": 6,
-                               "targetDecodePendingPerReplica": 3, "targetActiveSessionsPerReplica": 8})
+def test_policy_from_the_parsed_spec_defaults_behavior_like_the_hpa() -> None:
+    spec = parse_spec(sttserver({"enabled": True, "minReplicas": 2, "maxReplicas": 6,
+                                 "targetDecodePendingPerReplica": 3, "targetActiveSessionsPerReplica": 8}))
+    policy = policy_from_spec(spec.autoscaling)
     assert (policy.min_replicas, policy.max_replicas) == (2, 6)
     assert (policy.target_decode_pending, policy.target_active_sessions) == (3.0, 8.0)
     assert policy.behavior == Behavior()
+    windowed = parse_spec(sttserver({"behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}))
+    assert policy_from_spec(windowed.autoscaling).behavior.scale_down == \
+        replace(DEFAULT_SCALE_DOWN, stabilization_window_seconds=0)
 
 
 def test_set_condition_keeps_transition_time_unless_status_flips() -> None:
@@ -208,13 +213,6 @@ def test_set_condition_keeps_transition_time_unless_status_flips() -> None:
     assert {"type": "Ready", "status": "True"} in same
     flipped = set_condition(old, type_="ScalingActive", status=False, reason="C", message="m3")
     assert next(c for c in flipped if c["type"] == "ScalingActive")["lastTransitionTime"] != "2020-01-01T00:00:00Z"
-
-
-def test_scrape_interval_accepts_seconds_or_a_duration() -> None:
-    assert interval_of({"scrapeIntervalSeconds": 2}) == 2.0
-    assert interval_of({"scrapeInterval": "500ms"}) == 0.5
-    assert interval_of({"scrapeInterval": "1m"}) == 60.0
-    assert interval_of({}) == 15.0
 
 
 async def test_control_token_is_found_as_env_from_secret_or_as_a_mounted_file(api: KubeApi, namespace: str) -> None:
