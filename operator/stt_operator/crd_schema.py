@@ -196,6 +196,41 @@ def _autoscaling() -> dict[str, Any]:
                            "minReplicas must be <= maxReplicas")])
 
 
+def _policy_label_selector(description: str, *, default: dict[str, Any] | None = None) -> dict[str, Any]:
+    expression = obj({
+        "key": string(min_length=1),
+        "operator": string(enum=["In", "NotIn", "Exists", "DoesNotExist"]),
+        "values": {"type": "array", "items": {"type": "string"}},
+    }, required=["key", "operator"])
+    return obj({"matchLabels": string_map(), "matchExpressions": {"type": "array", "items": expression}},
+               description=description, default=default)
+
+
+def _policy_peers(description: str) -> dict[str, Any]:
+    """NetworkPolicyPeers as Kubernetes writes them; parse_spec checks the rules of a peer."""
+    peer = obj({
+        "namespaceSelector": _policy_label_selector("namespaces whose pods may connect ({} is all)"),
+        "podSelector": _policy_label_selector("pods (in the selected namespaces, else this one) that may connect"),
+        "ipBlock": obj({"cidr": string("e.g. 10.0.0.0/8", min_length=1),
+                        "except": {"type": "array", "items": {"type": "string"}}}, required=["cidr"]),
+    })
+    return {"type": "array", "description": description, "items": peer}
+
+
+def _network_policy() -> dict[str, Any]:
+    return obj({
+        "enabled": boolean("render a NetworkPolicy for the server pods", default=False),
+        "grpcFrom": {**_policy_peers("who may reach the gRPC port; leave out to admit every client"),
+                     "minItems": 1},
+        "httpFrom": _policy_peers("more peers for the HTTP port, besides the operator and Prometheus"),
+        "operatorNamespace": string("namespace of the operator (default: the one it runs in)", min_length=1,
+                                    pattern="^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+        "prometheusNamespaceSelector": _policy_label_selector(
+            "namespaces of the Prometheus that scrapes /metrics",
+            default={"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}),
+    }, description="ingress NetworkPolicy: clients -> gRPC, operator and Prometheus -> HTTP")
+
+
 def name_rules() -> list[dict[str, str]]:
     """Root-level rules on `metadata.name` (CEL may read it only at the root): children are named after it."""
     return validations([
@@ -240,6 +275,7 @@ def spec_schema() -> dict[str, Any]:
                                                     default=30)}, default={}),
         "replicas": integer("pods when autoscaling is off", minimum=0, maximum=1000, default=1),
         "autoscaling": _autoscaling(),
+        "networkPolicy": _network_policy(),
     }, required=["image"], rules=[
         ("!(self.device == 'cpu' && self.gpu > 0)", "device cpu cannot use GPUs"),
         ("self.device != 'cuda' || self.gpu >= 1", "device cuda needs gpu >= 1"),

@@ -21,7 +21,7 @@ import kopf
 
 import stt_operator.autoscaling.timer  # registers the queue-depth autoscaler daemon
 import stt_operator.login  # noqa: F401 - registers kopf's login (in-cluster from the kubelet's env)
-from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env
+from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env, own_namespace
 from stt_operator.crd import GROUP, KIND, PLURAL, VERSION
 from stt_operator.reconcile import MANAGED_BY
 from stt_operator.reconciler import Reconciler, backoff, is_transient
@@ -34,7 +34,8 @@ WATCH_TIMEOUT_SEC: Final = int(float(os.environ.get("STT_OPERATOR_WATCH_TIMEOUT_
 WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("apps", "v1", "deployments"),
                            ("policy", "v1", "poddisruptionbudgets"),
                            ("monitoring.coreos.com", "v1", "servicemonitors"),
-                           ("monitoring.coreos.com", "v1", "prometheusrules"))
+                           ("monitoring.coreos.com", "v1", "prometheusrules"),
+                           ("networking.k8s.io", "v1", "networkpolicies"))
 
 
 @kopf.on.startup()
@@ -54,7 +55,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     api = KubeApi(credentials_from_env())
     await api.__aenter__()
     memo["api"] = api
-    memo["reconciler"] = Reconciler(api)
+    memo["reconciler"] = Reconciler(api, operator_namespace=own_namespace())
 
 
 @kopf.on.cleanup()

@@ -55,8 +55,9 @@ def _now() -> str:
 
 
 class Reconciler:
-    def __init__(self, api: KubeApi) -> None:
+    def __init__(self, api: KubeApi, *, operator_namespace: str | None = None) -> None:
         self.api = api
+        self.operator_namespace = operator_namespace  # the NetworkPolicy lets this namespace scrape
         self._locks: dict[Key, asyncio.Lock] = {}
         self._queued: dict[Key, asyncio.Task[None]] = {}
 
@@ -126,7 +127,7 @@ class Reconciler:
                 spec_error=f"{exc.field}: {exc.message}"))
             raise
         apis, note = await self.monitoring_apis()
-        children = build_children(spec, monitoring_apis=apis)
+        children = build_children(spec, monitoring_apis=apis, operator_namespace=self.operator_namespace)
         by_kind = {c["kind"]: c for c in children}
         current_deployment = await self.api.get_or_none(deploy_path)
         replicas = desired_replicas(spec, current_deployment)

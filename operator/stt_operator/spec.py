@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from stt_operator.spec_networkpolicy import NetworkPolicySpec, parse_network_policy
 from stt_operator.spec_reader import Reader, SpecError
 from stt_operator.spec_sections import (
     AutoscalingSpec,
@@ -32,7 +33,7 @@ from stt_operator.spec_sections import (
 )
 
 __all__ = [
-    "AutoscalingSpec", "LimitsSpec", "ModelSpec", "MonitoringSpec", "SecretsSpec", "ServiceSpec",
+    "AutoscalingSpec", "LimitsSpec", "ModelSpec", "MonitoringSpec", "NetworkPolicySpec", "SecretsSpec", "ServiceSpec",
     "SpecError", "StorageSpec", "SttServerSpec", "parse_spec",
 ]
 
@@ -80,6 +81,7 @@ class SttServerSpec:
     drain_grace_seconds: int = 30
     replicas: int = 1
     autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
+    network_policy: NetworkPolicySpec = field(default_factory=NetworkPolicySpec)
 
 
 def parse_spec(body: Mapping[str, Any]) -> SttServerSpec:
@@ -129,6 +131,7 @@ def parse_spec(body: Mapping[str, Any]) -> SttServerSpec:
         drain_grace_seconds=spec.child("drain").integer("gracePeriodSeconds", 30, minimum=0, maximum=3600),
         replicas=spec.integer("replicas", 1, minimum=0, maximum=1000),
         autoscaling=parse_autoscaling(spec.child("autoscaling")),
+        network_policy=parse_network_policy(spec.child("networkPolicy")),
     )
 
 

@@ -105,6 +105,18 @@ def credentials_from_env() -> Credentials:
     return credentials_from_kubeconfig(Path.home() / ".kube" / "config")
 
 
+def own_namespace() -> str | None:
+    """The namespace this process runs in: POD_NAMESPACE (the chart sets it from the downward API),
+    else the service account's namespace file; None outside a pod."""
+    env = os.environ.get("POD_NAMESPACE", "").strip()
+    if env:
+        return env
+    try:
+        return (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def resource_path(api_version: str, plural: str, *, namespace: str | None = None, name: str | None = None,
                   subresource: str | None = None) -> str:
     """`/api/v1/namespaces/ns/pods/x` or `/apis/apps/v1/namespaces/ns/deployments/x/status`."""

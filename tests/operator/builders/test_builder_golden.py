@@ -14,7 +14,7 @@ from stt_operator.builders import build_children
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 
 
-@pytest.mark.parametrize("name", ["minimal-cpu.yaml", "gpu-production.yaml"])
+@pytest.mark.parametrize("name", ["minimal-cpu.yaml", "gpu-production.yaml", "network-policy.yaml"])
 def test_children_match_golden(name: str) -> None:
     rendered = yaml.safe_dump_all(build_children(sample(name), monitoring_apis=ALL_APIS), sort_keys=True)
     path = GOLDEN / name
