@@ -23,6 +23,8 @@ from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfi
 from stt_operator.autoscaling.timer import (
     AutoscalerState,
     autoscale_once,
+    note_spec_replicas,
+    override_message,
     policy_from_spec,
     read_control_token,
     set_condition,
@@ -227,3 +229,16 @@ async def test_control_token_is_found_as_env_from_secret_or_as_a_mounted_file(ap
     assert await read_control_token(api, env_ref, namespace) == "from-secret"
     assert await read_control_token(api, mounted, namespace) == "from-secret"
     assert await read_control_token(api, {"spec": {}}, namespace) is None
+
+
+def test_a_changed_spec_replicas_is_an_override_until_the_autoscaler_keeps_that_count() -> None:
+    state = AutoscalerState()
+    assert not note_spec_replicas(state, spec_replicas=1, kept=2)  # the manifest's standing value: no request
+    assert override_message(state, 2) is None
+    assert note_spec_replicas(state, spec_replicas=3, kept=2)  # kubectl scale --replicas=3
+    assert "spec.replicas=3 is ignored while spec.autoscaling.enabled is true" in (override_message(state, 2) or "")
+    assert not note_spec_replicas(state, spec_replicas=3, kept=2)  # said once
+    assert override_message(state, 2) is not None  # and kept in the condition
+    assert not note_spec_replicas(state, spec_replicas=3, kept=3)  # the autoscaler got there itself
+    assert override_message(state, 3) is None
+    assert not note_spec_replicas(state, spec_replicas=2, kept=2)  # asking for what it keeps is no override
