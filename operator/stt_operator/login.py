@@ -1,10 +1,12 @@
-"""kopf's login: in a pod, the API server the kubelet names; elsewhere, the kubeconfig.
+"""kopf's login from the operator's one credentials source (`autoscaling.credentials`).
 
-kopf's built-in service-account login always dials `https://kubernetes.default.svc` on port 443,
-whatever the pod is told. Every kubelet tells a pod where its API server is in
-`KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT`, which is what client-go, the kubernetes
-package and our own client (`autoscaling.kubeapi.credentials_from_env`) use; so kopf uses them too,
-and needs no cluster DNS. kopf calls this again on a 401, so a rotated projected token is re-read.
+kopf's built-in service-account login always dials `https://kubernetes.default.svc` on port 443
+and its kubeconfig login knows no exec plugins. Ours loads the credentials as `KubeApi` does (the
+`kubernetes` package's loaders: in a pod, the server the kubelet names in
+`KUBERNETES_SERVICE_HOST`/`PORT` and the projected token; elsewhere the kubeconfig, exec plugins
+included) and hands kopf the same server, CA, client certificate and Authorization value. kopf
+calls this again on a 401, which loads everything afresh, so a rotated token is re-read and an
+exec plugin re-run.
 """
 
 from __future__ import annotations
@@ -13,21 +15,29 @@ from typing import Any
 
 import kopf
 
-from stt_operator.autoscaling.kubeapi import SERVICE_ACCOUNT_DIR, in_cluster_server
+from stt_operator.autoscaling.credentials import Credentials, credentials_from_env
+
+
+def connection_info(credentials: Credentials, *, trust_env: bool = False) -> kopf.ConnectionInfo:
+    """kopf's view of `credentials`: the same server, TLS material and Authorization header."""
+    configuration = credentials.configuration
+    scheme, token = None, None
+    authorization = credentials.authorization()
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+    return kopf.ConnectionInfo(
+        server=credentials.server,
+        ca_path=getattr(configuration, "ssl_ca_cert", None) or None,
+        insecure=configuration is not None and not configuration.verify_ssl or credentials.ssl_context is False,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=getattr(configuration, "cert_file", None) or None,
+        private_key_path=getattr(configuration, "key_file", None) or None,
+        default_namespace=credentials.default_namespace,
+        trust_env=trust_env,
+    )
 
 
 @kopf.on.login()
-def login(*, settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo | None:
-    server = in_cluster_server()
-    if server is None:
-        return kopf.login_with_kubeconfig(settings=settings, **kwargs)
-    namespace_file = SERVICE_ACCOUNT_DIR / "namespace"
-    ca_file = SERVICE_ACCOUNT_DIR / "ca.crt"
-    return kopf.ConnectionInfo(
-        server=server,
-        ca_path=str(ca_file) if ca_file.exists() else None,
-        token=(SERVICE_ACCOUNT_DIR / "token").read_text().strip() or None,
-        scheme="Bearer",
-        default_namespace=namespace_file.read_text().strip() if namespace_file.exists() else None,
-        trust_env=settings.networking.trust_env,
-    )
+def login(*, settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    return connection_info(credentials_from_env(), trust_env=settings.networking.trust_env)

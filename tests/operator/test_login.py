@@ -1,15 +1,16 @@
 """kopf's login: in a pod, the server from KUBERNETES_SERVICE_HOST/PORT with the projected token (re-read on
-every call, so a rotated token is picked up); with KUBECONFIG, the kubeconfig."""
+every call, so a rotated token is picked up); with KUBECONFIG, the kubeconfig. Same source as KubeApi."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import certifi
 import kopf
 import pytest
 from stt_operator import login
-from stt_operator.autoscaling import kubeapi
+from stt_operator.autoscaling import credentials
 
 
 @pytest.fixture
@@ -17,10 +18,10 @@ def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     sa = tmp_path / "serviceaccount"
     sa.mkdir()
     (sa / "token").write_text("first\n")
-    (sa / "ca.crt").write_text("not checked here")
+    (sa / "ca.crt").write_text(Path(certifi.where()).read_text())  # any valid PEM bundle
     (sa / "namespace").write_text("stt-system")
-    monkeypatch.setattr(kubeapi, "SERVICE_ACCOUNT_DIR", sa)
-    monkeypatch.setattr(login, "SERVICE_ACCOUNT_DIR", sa)
+    monkeypatch.setattr(credentials, "SERVICE_ACCOUNT_DIR", sa)
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.244.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "36443")
