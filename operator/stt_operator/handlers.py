@@ -38,6 +38,29 @@ WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("a
                            ("networking.k8s.io", "v1", "networkpolicies"))
 
 
+class _ChildEventsAtDebug(logging.Filter):
+    """kopf logs "Handler 'drift-…' succeeded." at INFO for every child event: DEBUG is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith("Handler 'drift-"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+CHILD_EVENTS_AT_DEBUG: Final = _ChildEventsAtDebug()
+
+
+def select_children_on_the_server(settings: kopf.OperatorSettings) -> None:
+    """Watch only objects with our managed-by label: the API server filters (`labelSelector`), so
+    the cluster's other ConfigMaps, Services and Deployments never reach the operator. The handlers'
+    `labels=` filter alone runs in the client, after every object has been sent, decoded and cached."""
+    selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
+    for group, version, plural in WATCHED_CHILDREN:
+        settings.watching.label_selectors[group, version, plural] = selector
+    logging.getLogger("kopf.objects").addFilter(CHILD_EVENTS_AT_DEBUG)  # the same filter is added once
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # kopf's own Events only for trouble; our Events describe what we did (events.py).
@@ -52,6 +75,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.watching.connect_timeout = 5
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 5
+    select_children_on_the_server(settings)
     api = KubeApi(credentials_from_env())
     await api.__aenter__()
     memo["api"] = api
