@@ -12,7 +12,7 @@ behind `has()`; real objects are defaulted before validation, so the guard chang
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from stt_operator.spec import NAME_LENGTH_MESSAGE, NAME_MAX_LENGTH, NAME_PATTERN, NAME_PATTERN_MESSAGE
 
@@ -78,6 +78,23 @@ def boolean(description: str = "", *, default: bool | None = None) -> dict[str, 
 
 def string_map(description: str = "") -> dict[str, Any]:
     return {"type": "object", "description": description, "additionalProperties": {"type": "string"}}
+
+
+# Label keys at admission, as stt_operator.label_syntax checks them (lengths approximate: a prefix of
+# 63-character DNS labels, a name of at most 63); values by pattern, which costs no CEL at all.
+LABEL_KEY_RULE: Final = (r"self.all(k, k.size() <= 317 && k.matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+                         r"(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))")
+LABEL_VALUE_PATTERN: Final = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+
+
+def label_map(description: str = "") -> dict[str, Any]:
+    """Labels that go onto a child verbatim: key and value syntax checked at admission."""
+    return {"type": "object", "description": description, "maxProperties": 64,
+            "additionalProperties": {"type": "string", "maxLength": 63, "pattern": LABEL_VALUE_PATTERN},
+            "x-kubernetes-validations": [{
+                "rule": LABEL_KEY_RULE,
+                "message": "label keys are [prefix/]name: prefix a DNS subdomain, name at most 63 characters of "
+                           "letters, digits, '-', '_' and '.', starting and ending with a letter or digit"}]}
 
 
 def free_object(description: str) -> dict[str, Any]:
@@ -172,9 +189,9 @@ def _monitoring() -> dict[str, Any]:
     return obj({
         "serviceMonitor": obj({"enabled": boolean(default=True),
                                "interval": string(default="30s", pattern="^[0-9]+[smh]$"),
-                               "labels": string_map("extra labels so a Prometheus selects it")}, default={}),
+                               "labels": label_map("extra labels so a Prometheus selects it")}, default={}),
         "prometheusRule": obj({"enabled": boolean(default=True),
-                               "labels": string_map("extra labels so a Prometheus selects it"),
+                               "labels": label_map("extra labels so a Prometheus selects it"),
                                "runbookBaseURL": string("alerts link <runbookBaseURL>#<alert name>"),
                                "thresholds": thresholds}, default={}),
     }, default={})
@@ -253,7 +270,7 @@ def spec_schema() -> dict[str, Any]:
         "computeType": string(enum=["auto", "int8", "int8_float16", "float16", "float32"], default="auto"),
         "gpu": integer("nvidia.com/gpu per pod", minimum=0, maximum=16, default=0),
         "resources": obj({"requests": string_map("cpu / memory"), "limits": string_map("cpu / memory")}),
-        "nodeSelector": string_map(),
+        "nodeSelector": label_map(),
         "tolerations": {"type": "array", "items": free_object("a core/v1 Toleration")},
         "affinity": free_object("a core/v1 Affinity"),
         "runtimeClassName": string(),

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from stt_operator.label_syntax import check_labels
 from stt_operator.spec_networkpolicy import NetworkPolicySpec, parse_network_policy
 from stt_operator.spec_reader import Reader, SpecError
 from stt_operator.spec_sections import (
@@ -105,6 +106,11 @@ def parse_spec(body: Mapping[str, Any]) -> SttServerSpec:
     if device == "cuda" and gpu == 0:
         raise SpecError("spec.gpu", "must be at least 1 when spec.device is cuda")
     pull_secrets = spec.list("imagePullSecrets")
+    # User labels go onto children verbatim: a bad one must stop the pass before any child is written.
+    monitoring = spec.child("monitoring")
+    for section in ("serviceMonitor", "prometheusRule"):
+        check_labels(monitoring.child(section).mapping("labels"), f"spec.monitoring.{section}.labels")
+    check_labels(spec.mapping("nodeSelector"), "spec.nodeSelector")
     return SttServerSpec(
         name=name,
         namespace=str(meta.get("namespace") or "default"),

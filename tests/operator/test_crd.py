@@ -126,6 +126,8 @@ CEL_BREAKERS: dict[str, dict[str, Any]] = {
     "nodePort and httpNodePort must differ": {"service": {"type": "NodePort", "nodePort": 30001,
                                                           "httpNodePort": 30001}},
     "minReplicas must be <= maxReplicas": {"autoscaling": {"minReplicas": 3, "maxReplicas": 2}},
+    ("label keys are [prefix/]name: prefix a DNS subdomain, name at most 63 characters of letters, digits, '-', "
+     "'_' and '.', starting and ending with a letter or digit"): {"nodeSelector": {"bad key": "x"}},
 }
 
 
