@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import uuid
 from collections.abc import Mapping
@@ -32,8 +33,8 @@ logger = logging.getLogger(__name__)
 
 
 def default_identity() -> str:
-    """The pod's name (its hostname) plus a random suffix: a restarted container is a new candidate."""
-    return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    """The pod's name (POD_NAME, else the hostname) plus a random suffix: a restarted container is a new candidate."""
+    return f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
 def micro_time(moment: datetime) -> str:

@@ -86,7 +86,8 @@ def test_cluster_wide_release_runs_the_lifecycle_without_a_403(local_cluster: Lo
             assert can_i(local_cluster, user, "get", "secrets", "-n", namespace)
             assert not can_i(local_cluster, user, "list", "secrets", "-n", namespace)
             assert not can_i(local_cluster, user, "delete", "pods", "-n", namespace)
-            assert can_i(local_cluster, user, "update", "sttservers.sttfleet.io/finalizers", "-n", namespace)
+            assert can_i(local_cluster, user, "update", "sttservers.sttfleet.io", "--subresource=finalizers",
+                          "-n", namespace)
     finally:
         local_cluster.delete_namespace(op_ns)
 
@@ -141,7 +142,10 @@ def test_two_replicas_hand_over_through_the_lease(local_cluster: LocalCluster, s
                        what="the standby to create the children of 'after'", timeout=30)
             takeover = time.monotonic() - deleted_at
             new_leader = wait_until(holder, what="the new leader", timeout=5).rpartition("_")[0]
-            assert new_leader != leader and new_leader in pods, (leader, new_leader)
+            # The standby or the Deployment's replacement pod, whichever asked first: a live pod, not the old one.
+            live = {p["metadata"]["name"] for p in local_cluster.get("pods", namespace=op_ns,
+                                                                    selector="app.kubernetes.io/instance=stt-ha")}
+            assert new_leader != leader and new_leader in live, (leader, new_leader, live)
             print(f"takeover: children of 'after' {takeover:.1f} s after deleting the leader")
             wait_until(lambda: created_events(local_cluster, namespace, "after") == [
                 "CreatedConfigMap", "CreatedDeployment", "CreatedService"],
@@ -152,6 +156,8 @@ def test_two_replicas_hand_over_through_the_lease(local_cluster: LocalCluster, s
             assert created_events(local_cluster, namespace, "after") == [
                 "CreatedConfigMap", "CreatedDeployment", "CreatedService"]
             local_cluster.kubectl("delete", "stt", "before", "after", "-n", namespace, "--timeout=60s")
+            count, denied = refused(local_cluster, f"system:serviceaccount:{op_ns}:stt-ha")
+            assert count > 0 and denied == [], f"the chart's RBAC refused the operator: {denied}"
     finally:
         local_cluster.delete_namespace(op_ns)
 
