@@ -104,7 +104,11 @@ async def _run_elected(args: argparse.Namespace) -> bool:
 async def _serve_liveness(url: str) -> web.AppRunner:
     parts = urlsplit(url)
     app = web.Application()
-    app.router.add_get(parts.path or "/", lambda _: web.json_response({"standby": True}))
+
+    async def alive(_: web.Request) -> web.Response:
+        return web.json_response({"standby": True})
+
+    app.router.add_get(parts.path or "/", alive)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, parts.hostname or "0.0.0.0", parts.port or 80, reuse_address=True).start()

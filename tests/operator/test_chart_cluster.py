@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import time
 from typing import Any, Final
 
@@ -156,6 +157,17 @@ def test_two_replicas_hand_over_through_the_lease(local_cluster: LocalCluster, s
             assert created_events(local_cluster, namespace, "after") == [
                 "CreatedConfigMap", "CreatedDeployment", "CreatedService"]
             local_cluster.kubectl("delete", "stt", "before", "after", "-n", namespace, "--timeout=60s")
+            # The standby served its liveness probe and nobody crashed.
+            standby = next(n for n in live if n != new_leader)
+            probe = local_cluster.get("pod", standby, namespace=op_ns)
+            url = f"http://{probe['status']['podIP']}:8080/healthz"
+            wait_until(lambda: "standby" in subprocess.run(local_cluster.inside(["curl", "-sf", url]),
+                                                           capture_output=True, text=True, timeout=30, check=False).stdout,
+                       what=f"the standby's liveness answer at {url}", timeout=30, every=1.0)
+            restarts = [(p["metadata"]["name"], s.get("restartCount")) for p in local_cluster.get(
+                "pods", namespace=op_ns, selector="app.kubernetes.io/instance=stt-ha")
+                for s in p["status"].get("containerStatuses") or ()]
+            assert all(count == 0 for _, count in restarts), restarts
             count, denied = refused(local_cluster, f"system:serviceaccount:{op_ns}:stt-ha")
             assert count > 0 and denied == [], f"the chart's RBAC refused the operator: {denied}"
     finally:
