@@ -123,6 +123,44 @@ class LocalCluster:
             raise ClusterError(f"stt-localfleet up exited with {self.process.returncode}:\n{tail(self.log('up'))}")
 
 
+# Small requests so several servers fit on the 2-core node next to other tests' terminating pods;
+# the quantities are written the way people write them, not the canonical way the server stores them.
+SMALL_RESOURCES: Final = {"requests": {"cpu": "0.1", "memory": "256Mi"}, "limits": {"memory": "1024Mi"}}
+
+
+def small_sttserver(name: str) -> dict[str, Any]:
+    """The minimal-cpu sample under another name, with small resources (`SMALL_RESOURCES`)."""
+    import copy
+
+    import yaml
+
+    doc = next(d for d in yaml.safe_load_all((REPO / "crds" / "samples" / "minimal-cpu.yaml").read_text())
+               if d and d.get("kind") == "SttServer")
+    obj = copy.deepcopy(doc)
+    obj["metadata"] = {"name": name}
+    obj["spec"]["resources"] = SMALL_RESOURCES
+    return obj
+
+
+def sttserver_ready(cluster: LocalCluster, namespace: str, name: str) -> bool:
+    obj = cluster.get("stt", name, namespace=namespace) or {}
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (obj.get("status") or {}).get("conditions") or ())
+
+
+def rbac_denials(cluster: LocalCluster, user: str) -> tuple[int, list[str]]:
+    """(requests by `user`, the ones RBAC refused) from the audit log.
+
+    A 403 for writing into a namespace that is being deleted is the namespace lifecycle's answer,
+    not an authorization one (an operator watching the whole cluster meets other tests' leftovers).
+    """
+    lines = cluster.audit_log.read_text().splitlines() if cluster.audit_log.exists() else []
+    events = [e for e in map(json.loads, lines) if (e.get("user") or {}).get("username") == user]
+    return len(events), [f"{e['verb']} {e.get('requestURI')}" for e in events
+                         if (e.get("responseStatus") or {}).get("code") == 403
+                         and "because it is being terminated" not in (e.get("responseStatus") or {}).get("message", "")]
+
+
 def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else f"({path} missing)"
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import signal
 import socket
 import ssl
 import time
@@ -30,7 +29,7 @@ from typing import Final, Self
 import aiohttp
 
 from stt_localfleet import binaries, pki, podnet
-from stt_localfleet.spawn import tied_to_parent
+from stt_localfleet.spawn import stop_process, tied_to_parent
 
 NODE_NAME: Final = "localfleet"
 SERVICE_CIDR: Final = "10.0.0.0/24"
@@ -251,15 +250,5 @@ class ControlPlane:
     async def stop(self) -> None:
         """Stop every component, newest first; SIGKILL what does not exit in time."""
         for name in reversed(list(self.processes)):
-            proc = self.processes[name]
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    async with asyncio.timeout(STOP_TIMEOUT_SEC):
-                        await proc.wait()
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
+            await stop_process(self.processes[name], timeout=STOP_TIMEOUT_SEC)
         self.processes.clear()

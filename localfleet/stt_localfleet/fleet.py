@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from
 
 from stt_localfleet import binaries, podnet
 from stt_localfleet.controlplane import NODE_NAME, ControlPlane, ControlPlaneError
-from stt_localfleet.spawn import tied_to_parent
+from stt_localfleet.spawn import stop_process, tied_to_parent
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
 CRDS_DIR: Final = REPO_ROOT / "crds"
@@ -187,24 +186,12 @@ class LocalFleet:
             self._api = None
         self.kubeconfig.unlink(missing_ok=True)
         for name in reversed(list(self.processes)):
-            proc = self.processes[name]
-            if proc.returncode is not None:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(KUBELET_STOP_TIMEOUT_SEC if name == "kubelet" else STOP_TIMEOUT_SEC):
-                    await proc.wait()
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+            await stop_process(self.processes[name],
+                               timeout=KUBELET_STOP_TIMEOUT_SEC if name == "kubelet" else STOP_TIMEOUT_SEC)
         self.processes.clear()
         await self.control_plane.stop()
-        if self._network is not None and self._network.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._network.send_signal(signal.SIGTERM)
-            await self._network.wait()
+        if self._network is not None:
+            await stop_process(self._network, timeout=STOP_TIMEOUT_SEC)
         (self.workdir / "podnet.pid").unlink(missing_ok=True)
         if self._tmp is not None and not keep_logs:
             self._tmp.cleanup()

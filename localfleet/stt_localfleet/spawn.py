@@ -14,8 +14,11 @@ Pod containers go through a bigger launcher of the same kind, `nslauncher.py` (s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Final
@@ -44,3 +47,18 @@ def tied_to_parent(argv: Sequence[str], *, path: str | None = None) -> list[str]
     if sys.platform != "linux":
         return list(argv)
     return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *argv]
+
+
+async def stop_process(proc: asyncio.subprocess.Process, *, timeout: float) -> None:
+    """SIGTERM, up to `timeout` seconds to exit, then SIGKILL; returns once it is gone."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        async with asyncio.timeout(timeout):
+            await proc.wait()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()

@@ -4,17 +4,21 @@ namespaces; two replicas hand over through the Lease; `helm uninstall` leaves St
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import time
-from typing import Any, Final
+from typing import Final
 
 import pytest
-import yaml
-from local_cluster import REPO, LocalCluster, operator_installed, wait_until
+from local_cluster import (
+    LocalCluster,
+    operator_installed,
+    rbac_denials,
+    small_sttserver,
+    sttserver_ready,
+    wait_until,
+)
 
-SMALL: Final = {"requests": {"cpu": "0.1", "memory": "256Mi"}, "limits": {"memory": "1024Mi"}}
 IMAGE: Final = ("image.repository=stt-fleet/stt-operator", "image.tag=dev",
                 "extraEnv[0].name=STT_OPERATOR_RESYNC_SEC", "extraEnv[0].value=5")
 CHILDREN: Final = ("deployment", "service", "configmap")
@@ -23,27 +27,6 @@ KOPF_FINALIZER: Final = "kopf.zalando.org/KopfFinalizerMarker"
 pytestmark = pytest.mark.slow
 
 
-def sttserver(name: str) -> dict[str, Any]:
-    doc = next(d for d in yaml.safe_load_all((REPO / "crds" / "samples" / "minimal-cpu.yaml").read_text())
-               if d and d.get("kind") == "SttServer")
-    obj = copy.deepcopy(doc)
-    obj["metadata"] = {"name": name}
-    obj["spec"]["resources"] = SMALL
-    return obj
-
-
-def ready(cluster: LocalCluster, namespace: str, name: str) -> bool:
-    obj = cluster.get("stt", name, namespace=namespace) or {}
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (obj.get("status") or {}).get("conditions") or ())
-
-
-def refused(cluster: LocalCluster, user: str) -> tuple[int, list[str]]:
-    """(requests by `user`, the ones answered 403) from the audit log."""
-    lines = cluster.audit_log.read_text().splitlines() if cluster.audit_log.exists() else []
-    events = [e for e in map(json.loads, lines) if (e.get("user") or {}).get("username") == user]
-    return len(events), [f"{e['verb']} {e.get('requestURI')}" for e in events
-                         if (e.get("responseStatus") or {}).get("code") == 403]
 
 
 def children_gone(cluster: LocalCluster, namespace: str, name: str) -> bool:
@@ -52,8 +35,8 @@ def children_gone(cluster: LocalCluster, namespace: str, name: str) -> bool:
 
 def run_lifecycle(cluster: LocalCluster, namespace: str) -> None:
     """Create, Ready, edit the spec, `kubectl scale`, delete: children follow at each step."""
-    cluster.apply(sttserver("life"), namespace=namespace)
-    wait_until(lambda: ready(cluster, namespace, "life"), what="SttServer life Ready", timeout=240, every=1.0)
+    cluster.apply(small_sttserver("life"), namespace=namespace)
+    wait_until(lambda: sttserver_ready(cluster, namespace, "life"), what="SttServer life Ready", timeout=240, every=1.0)
     hash_of = lambda: (cluster.get("deployment", "life", namespace=namespace) or {}).get(
         "spec", {}).get("template", {}).get("metadata", {}).get("annotations", {}).get("sttfleet.io/config-hash")
     before = hash_of()
@@ -80,7 +63,7 @@ def test_cluster_wide_release_runs_the_lifecycle_without_a_403(local_cluster: Lo
         with operator_installed(local_cluster, release="stt-cw", namespace=op_ns, values=IMAGE):
             assert local_cluster.get("clusterrole", f"stt-cw-{op_ns}") is not None
             run_lifecycle(local_cluster, namespace)
-            count, denied = refused(local_cluster, user)
+            count, denied = rbac_denials(local_cluster, user)
             assert count > 0, f"no request by {user}: is the operator running in-cluster?"
             assert denied == [], f"the chart's RBAC refused the operator: {denied}"
             # Cluster-wide, yet least privilege: no Secret listing, no writes to Secrets or pods.
@@ -103,7 +86,7 @@ def test_namespaced_release_runs_the_lifecycle_without_a_403_and_sees_nothing_el
                                 values=(*IMAGE, f"watchNamespaces={{{namespace}}}")):
             assert local_cluster.get("role", f"stt-ns-{op_ns}", namespace=namespace) is not None
             run_lifecycle(local_cluster, namespace)
-            count, denied = refused(local_cluster, user)
+            count, denied = rbac_denials(local_cluster, user)
             assert count > 0 and denied == [], f"the chart's RBAC refused the operator: {denied}"
             assert can_i(local_cluster, user, "get", "secrets", "-n", namespace)
             assert not can_i(local_cluster, user, "get", "secrets", "-n", other)
@@ -133,12 +116,12 @@ def test_two_replicas_hand_over_through_the_lease(local_cluster: LocalCluster, s
             pods = {p["metadata"]["name"] for p in local_cluster.get("pods", namespace=op_ns,
                                                                     selector="app.kubernetes.io/instance=stt-ha")}
             assert leader in pods and len(pods) == 2, (leader, pods)
-            local_cluster.apply(sttserver("before"), namespace=namespace)
+            local_cluster.apply(small_sttserver("before"), namespace=namespace)
             wait_until(lambda: local_cluster.get("deployment", "before", namespace=namespace),
                        what="children of 'before'", timeout=60)
             local_cluster.kubectl("delete", "pod", leader, "-n", op_ns, "--wait=false")
             deleted_at = time.monotonic()
-            local_cluster.apply(sttserver("after"), namespace=namespace)
+            local_cluster.apply(small_sttserver("after"), namespace=namespace)
             wait_until(lambda: local_cluster.get("deployment", "after", namespace=namespace),
                        what="the standby to create the children of 'after'", timeout=30)
             takeover = time.monotonic() - deleted_at
@@ -148,9 +131,13 @@ def test_two_replicas_hand_over_through_the_lease(local_cluster: LocalCluster, s
                                                                     selector="app.kubernetes.io/instance=stt-ha")}
             assert new_leader != leader and new_leader in live, (leader, new_leader, live)
             print(f"takeover: children of 'after' {takeover:.1f} s after deleting the leader")
-            wait_until(lambda: created_events(local_cluster, namespace, "after") == [
-                "CreatedConfigMap", "CreatedDeployment", "CreatedService"],
-                what="the Created Events of 'after'", timeout=30)
+            seen: list[list[str]] = []
+            try:
+                wait_until(lambda: seen.append(created_events(local_cluster, namespace, "after")) or seen[-1] == [
+                    "CreatedConfigMap", "CreatedDeployment", "CreatedService"],
+                    what="the Created Events of 'after'", timeout=30)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the Created Events seen last: {seen[-1:]}") from exc
             # Nothing was made twice: one Created Event per child, for both servers.
             assert created_events(local_cluster, namespace, "before") == [
                 "CreatedConfigMap", "CreatedDeployment", "CreatedService"]
@@ -168,7 +155,7 @@ def test_two_replicas_hand_over_through_the_lease(local_cluster: LocalCluster, s
                 "pods", namespace=op_ns, selector="app.kubernetes.io/instance=stt-ha")
                 for s in p["status"].get("containerStatuses") or ()]
             assert all(count == 0 for _, count in restarts), restarts
-            count, denied = refused(local_cluster, f"system:serviceaccount:{op_ns}:stt-ha")
+            count, denied = rbac_denials(local_cluster, f"system:serviceaccount:{op_ns}:stt-ha")
             assert count > 0 and denied == [], f"the chart's RBAC refused the operator: {denied}"
     finally:
         local_cluster.delete_namespace(op_ns)
@@ -180,7 +167,7 @@ def test_sttserver_deleted_after_helm_uninstall_goes_with_its_children(
     try:
         with operator_installed(local_cluster, release="stt-un", namespace=op_ns,
                                 values=(*IMAGE, f"watchNamespaces={{{namespace}}}")):
-            local_cluster.apply(sttserver("orphan"), namespace=namespace)
+            local_cluster.apply(small_sttserver("orphan"), namespace=namespace)
             wait_until(lambda: local_cluster.get("deployment", "orphan", namespace=namespace),
                        what="children of 'orphan'", timeout=60)
             wait_until(lambda: KOPF_FINALIZER in (local_cluster.get("stt", "orphan", namespace=namespace)

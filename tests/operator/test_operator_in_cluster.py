@@ -5,7 +5,6 @@ was refused (403), and in steady state with three Ready SttServers it writes not
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Iterator
@@ -14,25 +13,20 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-import yaml
-from local_cluster import LocalCluster, operator_installed, wait_until
+from local_cluster import (
+    LocalCluster,
+    operator_installed,
+    rbac_denials,
+    small_sttserver,
+    sttserver_ready,
+    wait_until,
+)
 
 REPO: Final = Path(__file__).resolve().parents[2]
 STEADY_STATE_SEC: Final = 60.0
-# Small requests so several servers fit on the 2-core node next to other tests' terminating pods;
-# the quantities are written the way people write them, not the canonical way the server stores them.
-SMALL: Final = {"requests": {"cpu": "0.1", "memory": "256Mi"}, "limits": {"memory": "1024Mi"}}
 
 pytestmark = pytest.mark.slow
 
-
-def sttserver(name: str) -> dict[str, Any]:
-    doc = next(d for d in yaml.safe_load_all((REPO / "crds" / "samples" / "minimal-cpu.yaml").read_text())
-               if d and d.get("kind") == "SttServer")
-    obj = copy.deepcopy(doc)
-    obj["metadata"] = {"name": name}
-    obj["spec"]["resources"] = SMALL
-    return obj
 
 
 @pytest.fixture(scope="module")
@@ -54,19 +48,13 @@ def audit_events(cluster: LocalCluster, user: str) -> list[dict[str, Any]]:
     return [e for e in map(json.loads, lines) if (e.get("user") or {}).get("username") == user]
 
 
-def ready(cluster: LocalCluster, namespace: str, name: str) -> bool:
-    obj = cluster.get("stt", name, namespace=namespace) or {}
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (obj.get("status") or {}).get("conditions") or ())
-
 
 def test_operator_pod_runs_under_the_charts_rbac_without_a_403(watched: tuple[LocalCluster, str, str]) -> None:
     cluster, namespace, user = watched
-    cluster.apply(sttserver("rbac-probe"), namespace=namespace)
-    wait_until(lambda: ready(cluster, namespace, "rbac-probe"), what="SttServer rbac-probe Ready", timeout=180)
-    events = audit_events(cluster, user)
-    assert events, f"no request by {user} in the audit log: is the operator running in-cluster?"
-    refused = [f"{e['verb']} {e.get('requestURI')}" for e in events if (e.get("responseStatus") or {}).get("code") == 403]
+    cluster.apply(small_sttserver("rbac-probe"), namespace=namespace)
+    wait_until(lambda: sttserver_ready(cluster, namespace, "rbac-probe"), what="SttServer rbac-probe Ready", timeout=180)
+    count, refused = rbac_denials(cluster, user)
+    assert count, f"no request by {user} in the audit log: is the operator running in-cluster?"
     assert not refused, f"the chart's RBAC refused the operator: {refused}"
     cluster.kubectl("delete", "stt", "rbac-probe", "-n", namespace, "--wait=true", "--timeout=120s")
 
@@ -74,8 +62,8 @@ def test_operator_pod_runs_under_the_charts_rbac_without_a_403(watched: tuple[Lo
 def test_steady_state_with_three_ready_servers_writes_nothing(watched: tuple[LocalCluster, str, str]) -> None:
     cluster, namespace, user = watched
     names = [f"steady-{n}" for n in range(3)]
-    cluster.apply([sttserver(n) for n in names], namespace=namespace)
-    wait_until(lambda: all(ready(cluster, namespace, n) for n in names), what="three Ready SttServers", timeout=240)
+    cluster.apply([small_sttserver(n) for n in names], namespace=namespace)
+    wait_until(lambda: all(sttserver_ready(cluster, namespace, n) for n in names), what="three Ready SttServers", timeout=240)
     # Let the last status writes of the start-up land, then watch a full minute of resyncs.
     wait_until(lambda: not _recent_writes(cluster, user, within=5.0), what="the start-up writes to settle",
                timeout=60, every=1.0)
