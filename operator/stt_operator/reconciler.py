@@ -24,6 +24,7 @@ from stt_operator.builders import build_children
 from stt_operator.crd import GROUP, PLURAL, VERSION
 from stt_operator.reconcile import CHILD_KINDS, apply_child, desired_replicas, owned_children
 from stt_operator.spec import SpecError, parse_spec
+from stt_operator.status_writer import write_status
 
 logger = logging.getLogger(__name__)
 
@@ -175,27 +176,13 @@ class Reconciler:
             raise apply_error
 
     async def _publish_status(self, body: Mapping[str, Any], observed: status.Observed) -> None:
-        """Write status when it changed (with a resourceVersion precondition) and post transitions."""
-        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        for attempt in range(3):
-            previous = body.get("status") or {}
-            new = status.compute_status(observed, previous=previous, now=_now())
-            if not status.status_changed(previous, new):
-                return
-            patch = {"metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": new}
-            try:
-                await self.api.merge_patch(server_path(namespace, name, subresource="status"), patch)
-            except ApiError as exc:
-                if exc.status != 409 or attempt == 2:
-                    raise
-                fresh = await self.api.get_or_none(server_path(namespace, name))
-                if fresh is None:
-                    return
-                body = fresh
-                continue
-            for type_, reason, message in events.transition_events(previous, new):
-                await events.post_event(self.api, body, type_=type_, reason=reason, message=message)
+        """Write status when it changed (status_writer: precondition, re-read on 409) and post transitions."""
+        written = await write_status(self.api, body,
+                                     lambda current: status.compute_status(observed, previous=current, now=_now()))
+        if written is None:
             return
+        for type_, reason, message in events.transition_events(written.before, written.after):
+            await events.post_event(self.api, written.body, type_=type_, reason=reason, message=message)
 
 
 def _describe(exc: BaseException) -> str:

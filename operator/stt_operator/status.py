@@ -5,7 +5,9 @@ Conditions follow the Kubernetes API conventions: `type`, `status` ("True"/"Fals
 changes) and `observedGeneration`. `Ready`: every desired replica of the current generation is
 ready. `Progressing`: a rollout or scale is under way. `Degraded`: the spec is invalid, a child
 could not be written, or the Deployment reports a failed rollout. `ScalingActive`: whether the
-queue-depth autoscaler drives replicas (the autoscaler itself refines it; we never clobber it).
+queue-depth autoscaler drives replicas; the autoscaler owns it while it is on, the reconciler only
+writes its placeholders (off, or on and no verdict yet). `merge_conditions` is the one place both
+merge their conditions into the stored list; `status_writer` does the writing.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ class Observed:
     monitoring_note: str | None = None  # why ServiceMonitor/PrometheusRule are skipped, if they are
 
 
-def _condition(type_: str, status: bool | None, reason: str, message: str) -> dict[str, Any]:
+def make_condition(type_: str, status: bool | None, reason: str, message: str) -> dict[str, Any]:
+    """A condition without times (merge_conditions adds lastTransitionTime and observedGeneration)."""
     return {"type": type_, "status": "Unknown" if status is None else "True" if status else "False",
             "reason": reason, "message": message}
 
@@ -79,24 +82,24 @@ def desired_conditions(observed: Observed) -> list[dict[str, Any]]:
     desired = observed.desired_replicas
     summary = f"{n['readyReplicas']}/{desired} replicas ready"
     if observed.spec_error is not None:
-        ready = _condition("Ready", False, "InvalidSpec", f"the spec is invalid: {observed.spec_error}")
-        progressing = _condition("Progressing", False, "InvalidSpec", "nothing is rolled out until the spec is fixed")
+        ready = make_condition("Ready", False, "InvalidSpec", f"the spec is invalid: {observed.spec_error}")
+        progressing = make_condition("Progressing", False, "InvalidSpec", "nothing is rolled out until the spec is fixed")
     elif observed.deployment is None:
-        ready = _condition("Ready", False, "DeploymentMissing", "the Deployment does not exist (yet)")
-        progressing = _condition("Progressing", True, "Creating", "creating the children")
+        ready = make_condition("Ready", False, "DeploymentMissing", "the Deployment does not exist (yet)")
+        progressing = make_condition("Progressing", True, "Creating", "creating the children")
     else:
         current = _rollout_current(observed.deployment)
         rolling = (not current or n["updatedReplicas"] < desired or n["replicas"] > n["updatedReplicas"]
                    or n["replicas"] != desired or n["availableReplicas"] < n["updatedReplicas"])
         if desired == 0:
-            ready = _condition("Ready", False, "ScaledToZero", "0 replicas are desired")
+            ready = make_condition("Ready", False, "ScaledToZero", "0 replicas are desired")
         elif current and n["updatedReplicas"] >= desired and n["readyReplicas"] >= desired:
-            ready = _condition("Ready", True, "AllReplicasReady", summary)
+            ready = make_condition("Ready", True, "AllReplicasReady", summary)
         else:
-            ready = _condition("Ready", False, "ReplicasNotReady", summary)
-        progressing = (_condition("Progressing", True, "RollingOut",
-                                  f"{n['updatedReplicas']}/{desired} replicas updated, {summary}")
-                       if rolling else _condition("Progressing", False, "RolloutComplete", summary))
+            ready = make_condition("Ready", False, "ReplicasNotReady", summary)
+        progressing = (make_condition("Progressing", True, "RollingOut",
+                                      f"{n['updatedReplicas']}/{desired} replicas updated, {summary}")
+                       if rolling else make_condition("Progressing", False, "RolloutComplete", summary))
     failed = _failed_rollout(observed.deployment)
     problems = [p for p in (
         observed.spec_error and f"invalid spec: {observed.spec_error}",
@@ -105,40 +108,56 @@ def desired_conditions(observed: Observed) -> list[dict[str, Any]]:
     ) if p]
     reason = ("InvalidSpec" if observed.spec_error else "ApplyFailed" if observed.apply_error
               else "RolloutFailed")
-    degraded = (_condition("Degraded", True, reason, "; ".join(problems)) if problems
-                else _condition("Degraded", False, "AsExpected", "no problems found"))
+    degraded = (make_condition("Degraded", True, reason, "; ".join(problems)) if problems
+                else make_condition("Degraded", False, "AsExpected", "no problems found"))
     if observed.autoscaling_enabled:
-        scaling = _condition("ScalingActive", None, "AwaitingMetrics",
-                             "the autoscaler has not reported a decision yet")
+        scaling = make_condition("ScalingActive", None, "AwaitingMetrics",
+                                 "the autoscaler has not reported a decision yet")
     else:
-        scaling = _condition("ScalingActive", False, "AutoscalingDisabled",
-                             "spec.replicas (or the scale subresource) sets the replica count")
+        scaling = make_condition("ScalingActive", False, "AutoscalingDisabled",
+                                 "spec.replicas (or the scale subresource) sets the replica count")
     return [ready, progressing, degraded, scaling]
 
 
 def merge_conditions(previous: Sequence[Mapping[str, Any]], wanted: Sequence[Mapping[str, Any]], *,
-                     generation: int, now: str, autoscaler_owned: bool) -> list[dict[str, Any]]:
-    """Keep lastTransitionTime unless status flips; leave the autoscaler's ScalingActive alone."""
-    old = {c.get("type"): c for c in previous}
+                     generation: int | None, now: str) -> list[dict[str, Any]]:
+    """`previous` with each `wanted` condition put in (the one merge both status writers use).
+
+    A wanted condition replaces the stored one of its type in place (new types go at the end);
+    lastTransitionTime stays unless `status` changes, observedGeneration is `generation` (when
+    given). Conditions of types not wanted here belong to the other writer and stay as they are.
+    """
+    by_type = {c["type"]: c for c in wanted}
     merged: list[dict[str, Any]] = []
-    for cond in wanted:
-        before = old.get(cond["type"])
-        if cond["type"] == "ScalingActive" and autoscaler_owned and before is not None \
-                and before.get("reason") != "AutoscalingDisabled":
-            merged.append(dict(before))  # the autoscaler's own verdict wins over our placeholder
-            continue
-        kept = before.get("lastTransitionTime") if before and before.get("status") == cond["status"] else None
-        merged.append({**cond, "lastTransitionTime": kept or now,
-                       "observedGeneration": generation})
+    for before in previous:
+        cond = by_type.pop(before.get("type"), None)
+        merged.append(dict(before) if cond is None else _stamped(cond, before, generation=generation, now=now))
+    merged.extend(_stamped(cond, None, generation=generation, now=now) for cond in by_type.values())
     return merged
 
 
+def _stamped(cond: Mapping[str, Any], before: Mapping[str, Any] | None, *, generation: int | None,
+             now: str) -> dict[str, Any]:
+    kept = before.get("lastTransitionTime") if before and before.get("status") == cond["status"] else None
+    stamped = {**cond, "lastTransitionTime": kept or now}
+    if generation is not None:
+        stamped["observedGeneration"] = generation
+    return stamped
+
+
+def autoscaler_has_verdict(observed: Observed, previous: Mapping[str, Any] | None) -> bool:
+    """Whether ScalingActive is the autoscaler's (or our pending placeholder) and not ours to reset."""
+    before = condition(previous, "ScalingActive")
+    return observed.autoscaling_enabled and before is not None and before.get("reason") != "AutoscalingDisabled"
+
+
 def compute_status(observed: Observed, *, previous: Mapping[str, Any] | None, now: str) -> dict[str, Any]:
-    """The status object to write (a merge patch of `.status`; other writers' fields survive)."""
+    """The reconciler's status fields (a merge patch of `.status`; the autoscaler's fields survive)."""
     n = _deployment_numbers(observed.deployment)
-    conditions = merge_conditions((previous or {}).get("conditions") or (), desired_conditions(observed),
-                                  generation=observed.generation, now=now,
-                                  autoscaler_owned=observed.autoscaling_enabled)
+    wanted = [c for c in desired_conditions(observed)
+              if c["type"] != "ScalingActive" or not autoscaler_has_verdict(observed, previous)]
+    conditions = merge_conditions((previous or {}).get("conditions") or (), wanted,
+                                  generation=observed.generation, now=now)
     status: dict[str, Any] = {
         "observedGeneration": observed.generation,
         "replicas": n["replicas"],
@@ -158,9 +177,3 @@ def compute_status(observed: Observed, *, previous: Mapping[str, Any] | None, no
 
 def condition(status: Mapping[str, Any] | None, type_: str) -> Mapping[str, Any] | None:
     return next((c for c in (status or {}).get("conditions") or () if c.get("type") == type_), None)
-
-
-def status_changed(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    """Whether writing `new` changes anything in `previous` (fields absent from `new` don't count)."""
-    previous = previous or {}
-    return any(previous.get(key) != value for key, value in new.items())

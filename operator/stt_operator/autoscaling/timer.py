@@ -36,6 +36,8 @@ from stt_operator.builders.labels import selector_labels
 from stt_operator.crd import GROUP, PLURAL, VERSION
 from stt_operator.events import post_event
 from stt_operator.spec import AutoscalingSpec, SpecError, SttServerSpec, parse_spec
+from stt_operator.status import make_condition, merge_conditions
+from stt_operator.status_writer import write_status
 
 log = logging.getLogger("stt_operator.autoscaling")
 DEFAULT_INTERVAL_SEC: Final = 15.0
@@ -56,20 +58,6 @@ def policy_from_spec(autoscaling: AutoscalingSpec) -> AutoscalingPolicy:
 
 def now_iso() -> str:
     return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def set_condition(conditions: list[Mapping[str, Any]], *, type_: str, status: bool, reason: str,
-                  message: str, generation: int | None = None) -> list[dict[str, Any]]:
-    """Replace one condition in a list; lastTransitionTime changes only when the status flips."""
-    value = "True" if status else "False"
-    out = [dict(c) for c in conditions if c.get("type") != type_]
-    previous = next((c for c in conditions if c.get("type") == type_), None)
-    stamp = previous.get("lastTransitionTime") if previous and previous.get("status") == value else None
-    condition = {"type": type_, "status": value, "reason": reason, "message": message,
-                 "lastTransitionTime": stamp or now_iso()}
-    if generation is not None:
-        condition["observedGeneration"] = generation
-    return [*out, condition]
 
 
 async def _secret_value(api: KubeApi, namespace: str, name: str, key: str) -> str | None:
@@ -166,10 +154,12 @@ def note_spec_replicas(state: AutoscalerState, *, spec_replicas: int, kept: int)
 
 
 def status_patch(decision: Decision, scrape: ScrapeResult, *, state: AutoscalerState,
-                 conditions: list[Mapping[str, Any]], generation: int | None) -> dict[str, Any]:
-    """`status.autoscaling` and the ScalingActive condition for one pass."""
+                 current: Mapping[str, Any], generation: int | None, now: str) -> dict[str, Any]:
+    """`status.autoscaling` and the ScalingActive condition for one pass, merged into `current`
+    (the stored status; the reconciler's conditions in it stay as they are)."""
     message = "; ".join(m for m in (decision.scaling_active_message,
                                     override_message(state, decision.desired_replicas)) if m)
+    scaling = make_condition("ScalingActive", decision.scaling_active, decision.scaling_active_reason, message)
     return {
         "autoscaling": {
             "lastScaleTime": state.last_scale_time,
@@ -183,9 +173,7 @@ def status_patch(decision: Decision, scrape: ScrapeResult, *, state: AutoscalerS
             ],
             "unhealthyPods": [{"name": u.name, "reason": u.reason} for u in scrape.unhealthy],
         },
-        "conditions": set_condition(conditions, type_="ScalingActive", status=decision.scaling_active,
-                                    reason=decision.scaling_active_reason,
-                                    message=message, generation=generation),
+        "conditions": merge_conditions(current.get("conditions") or (), [scaling], generation=generation, now=now),
     }
 
 
@@ -230,44 +218,11 @@ async def autoscale_once(
     state.inactive_reason = None if decision.scaling_active else decision.scaling_active_reason
     if note_spec_replicas(state, spec_replicas=spec.replicas, kept=decision.desired_replicas):
         await post_event("Warning", "ScaleOverridden", override_message(state, decision.desired_replicas) or "")
-    await _write_status(api, body, decision, scrape, state=state)
+    # Written as the HPA does, only when it changed; status_writer re-reads and recomputes on a 409.
+    generation = body["metadata"].get("generation")
+    await write_status(api, body, lambda current: status_patch(decision, scrape, state=state, current=current,
+                                                               generation=generation, now=now_iso()))
     return decision
-
-
-async def _write_status(api: KubeApi, body: Mapping[str, Any], decision: Decision, scrape: ScrapeResult, *,
-                        state: AutoscalerState) -> None:
-    """Write `status.autoscaling` and ScalingActive when they changed, as the HPA does.
-
-    The conditions list is shared with the reconciler and a merge patch replaces lists whole, so
-    the write carries a resourceVersion precondition: on a 409 the object is read again and the
-    patch recomputed from its current conditions, never from a stale copy.
-    """
-    namespace, name = body["metadata"].get("namespace") or "default", body["metadata"]["name"]
-    path = resource_path(f"{GROUP}/{VERSION}", PLURAL, namespace=namespace, name=name)
-    for attempt in range(3):
-        status = body.get("status") or {}
-        patch = status_patch(decision, scrape, state=state, conditions=list(status.get("conditions") or []),
-                             generation=body["metadata"].get("generation"))
-        stored = {"autoscaling": status.get("autoscaling"), "conditions": status.get("conditions")}
-        if _without_nulls(patch) == stored:
-            return
-        try:
-            await api.merge_patch(f"{path}/status", {
-                "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]}, "status": patch})
-            return
-        except ApiError as exc:
-            if exc.status != 409 or attempt == 2:
-                raise
-        fresh = await api.get_or_none(path)
-        if fresh is None:
-            return
-        body = fresh
-
-
-def _without_nulls(patch: dict[str, Any]) -> dict[str, Any]:
-    """The patch as the stored object would show it (a merge patch's null deletes the key)."""
-    autoscaling = {k: v for k, v in patch["autoscaling"].items() if v is not None}
-    return {"autoscaling": autoscaling, "conditions": patch["conditions"]}
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="autoscaler", cancellation_timeout=5.0)  # type: ignore[arg-type]

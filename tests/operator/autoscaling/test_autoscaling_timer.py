@@ -27,7 +27,6 @@ from stt_operator.autoscaling.timer import (
     override_message,
     policy_from_spec,
     read_control_token,
-    set_condition,
 )
 from stt_operator.spec import parse_spec
 
@@ -205,16 +204,6 @@ def test_policy_from_the_parsed_spec_defaults_behavior_like_the_hpa() -> None:
     windowed = parse_spec(sttserver({"behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}))
     assert policy_from_spec(windowed.autoscaling).behavior.scale_down == \
         replace(DEFAULT_SCALE_DOWN, stabilization_window_seconds=0)
-
-
-def test_set_condition_keeps_transition_time_unless_status_flips() -> None:
-    first = set_condition([], type_="ScalingActive", status=True, reason="A", message="m")
-    old = [{**first[0], "lastTransitionTime": "2020-01-01T00:00:00Z"}, {"type": "Ready", "status": "True"}]
-    same = set_condition(old, type_="ScalingActive", status=True, reason="B", message="m2")
-    assert next(c for c in same if c["type"] == "ScalingActive")["lastTransitionTime"] == "2020-01-01T00:00:00Z"
-    assert {"type": "Ready", "status": "True"} in same
-    flipped = set_condition(old, type_="ScalingActive", status=False, reason="C", message="m3")
-    assert next(c for c in flipped if c["type"] == "ScalingActive")["lastTransitionTime"] != "2020-01-01T00:00:00Z"
 
 
 async def test_control_token_is_found_as_env_from_secret_or_as_a_mounted_file(api: KubeApi, namespace: str) -> None:
