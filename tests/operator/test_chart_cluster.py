@@ -131,18 +131,20 @@ def test_two_replicas_hand_over_through_the_lease(local_cluster: LocalCluster, s
                                                                     selector="app.kubernetes.io/instance=stt-ha")}
             assert new_leader != leader and new_leader in live, (leader, new_leader, live)
             print(f"takeover: children of 'after' {takeover:.1f} s after deleting the leader")
+            # ServiceMonitor and PrometheusRule too once a test of this session installed their CRDs.
+            monitoring = local_cluster.kubectl("get", "crd", "servicemonitors.monitoring.coreos.com",
+                                               "prometheusrules.monitoring.coreos.com", check=False).returncode == 0
+            expected = sorted(["CreatedConfigMap", "CreatedDeployment", "CreatedService",
+                               *(["CreatedServiceMonitor", "CreatedPrometheusRule"] if monitoring else [])])
             seen: list[list[str]] = []
             try:
-                wait_until(lambda: seen.append(created_events(local_cluster, namespace, "after")) or seen[-1] == [
-                    "CreatedConfigMap", "CreatedDeployment", "CreatedService"],
-                    what="the Created Events of 'after'", timeout=30)
+                wait_until(lambda: seen.append(created_events(local_cluster, namespace, "after")) or seen[-1] == expected,
+                           what="the Created Events of 'after'", timeout=30)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; the Created Events seen last: {seen[-1:]}") from exc
             # Nothing was made twice: one Created Event per child, for both servers.
-            assert created_events(local_cluster, namespace, "before") == [
-                "CreatedConfigMap", "CreatedDeployment", "CreatedService"]
-            assert created_events(local_cluster, namespace, "after") == [
-                "CreatedConfigMap", "CreatedDeployment", "CreatedService"]
+            assert created_events(local_cluster, namespace, "before") == expected
+            assert created_events(local_cluster, namespace, "after") == expected
             local_cluster.kubectl("delete", "stt", "before", "after", "-n", namespace, "--timeout=60s")
             # The standby served its liveness probe and nobody crashed.
             standby = next(n for n in live if n != new_leader)
