@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from stt_operator.reconcile import (
     LAST_APPLIED,
@@ -14,19 +13,7 @@ from stt_operator.reconcile import (
     three_way_patch,
     with_last_applied,
 )
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch: what the API server does with our patches (null deletes, lists replace)."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
+from stt_operator.status_writer import apply_merge_patch as merge_patch
 
 
 def test_merge_patch_follows_rfc_7386() -> None:
