@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -175,6 +175,28 @@ def wait_until(probe: Callable[[], T | None], *, what: str, timeout: float = 60.
             return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last value: {last!r}")
+
+
+async def until_async(cluster: LocalCluster, api: Any, namespace: str, check: Callable[[], Awaitable[T | None]], *,
+                      what: str, timeout: float) -> T:
+    """Await `check` until it returns something other than None/False; on timeout, fail with `what`, the
+    namespace's SttServer status and the kubelet's last lines (and at once if the cluster died)."""
+    import asyncio
+
+    from stt_operator.autoscaling.kubeapi import resource_path
+
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster.check_alive()
+        result = await check()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            servers = await api.list(resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace))
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n"
+                                 f"status: {[s.get('status') for s in servers]}\n"
+                                 f"kubelet log:\n{tail(cluster.log('kubelet'), 30)}")
+        await asyncio.sleep(0.25)
 
 
 def start_cluster(workdir: Path, *, timeout: float = 120.0) -> LocalCluster:

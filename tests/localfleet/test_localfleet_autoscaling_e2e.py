@@ -22,14 +22,13 @@ import copy
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 import pytest
 import yaml
-from local_cluster import LocalCluster, operator_installed, tail
+from local_cluster import LocalCluster, operator_installed, until_async
 from stt_localfleet import podnet
 from stt_localfleet.fleet import CRDS_DIR
 from stt_localfleet.loadgen import LoadGenerator, OwnConnectionClient, wait_serving
@@ -60,22 +59,6 @@ def manifests(namespace: str) -> list[dict[str, Any]]:
                              "scaleDown": {"stabilizationWindowSeconds": 15}},
             }
     return docs
-
-
-async def until(cluster: LocalCluster, api: KubeApi, namespace: str, check: Callable[[], Awaitable[T | None]], *,
-                what: str, timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        cluster.check_alive()
-        result = await check()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            servers = await api.list(resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace))
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n"
-                                 f"status: {servers[0].get('status') if servers else None}\n"
-                                 f"kubelet log:\n{tail(cluster.log('kubelet'), 30)}")
-        await asyncio.sleep(0.25)
 
 
 async def sessions_per_pod(cluster: LocalCluster, api: KubeApi, namespace: str, token: str | None) -> dict[str, float]:
@@ -118,7 +101,7 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(
         async def ready() -> bool:
             conditions = ((await api.get(stt_path)).get("status") or {}).get("conditions") or []
             return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-        await until(fleet, api, namespace, ready, what="Ready", timeout=120)
+        await until_async(fleet, api, namespace, ready, what="Ready", timeout=120)
         service = await api.get(resource_path("v1", "services", namespace=namespace, name=name))
         target = f"127.0.0.1:{next(p['nodePort'] for p in service['spec']['ports'] if p['name'] == 'grpc')}"
         deployment = await api.get(dep_path)
@@ -133,7 +116,7 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(
         async def two_ready() -> bool:
             dep = await api.get(dep_path)
             return dep["spec"]["replicas"] == 2 and (dep.get("status") or {}).get("readyReplicas") == 2
-        await until(fleet, api, namespace, two_ready, what="scale-up to 2 ready pods", timeout=120)
+        await until_async(fleet, api, namespace, two_ready, what="scale-up to 2 ready pods", timeout=120)
 
         # 3) idleness: the load stops; then one long stream per pod, and the scale-down comes
         #    (after the 15 s window) while both are running
@@ -142,14 +125,14 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(
         async def idle() -> dict[str, float] | None:
             counts = await sessions_per_pod(fleet, api, namespace, token)
             return counts if len(counts) == 2 and not any(counts.values()) else None
-        await until(fleet, api, namespace, idle, what="the load's sessions to close on both pods", timeout=20)
+        await until_async(fleet, api, namespace, idle, what="the load's sessions to close on both pods", timeout=20)
         # The proxy (another process) follows the EndpointSlice: wait until the slice lists both
         # pods ready, and a moment for its watch to deliver that, before our two connections arrive.
         async def slice_has_two() -> bool:
             slices = await api.list(resource_path("discovery.k8s.io/v1", "endpointslices", namespace=namespace))
             return sum(bool((e.get("conditions") or {}).get("ready")) for s in slices
                        for e in s.get("endpoints") or ()) == 2
-        await until(fleet, api, namespace, slice_has_two, what="both pods in the EndpointSlice", timeout=20)
+        await until_async(fleet, api, namespace, slice_has_two, what="both pods in the EndpointSlice", timeout=20)
         await asyncio.sleep(1.0)
         clients = [OwnConnectionClient(target), OwnConnectionClient(target)]
         for client in clients:  # connect in turn: the proxy's round robin puts one on each pod
@@ -163,13 +146,13 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(
             seen.append(await sessions_per_pod(fleet, api, namespace, token))
             return seen[-1] if sorted(seen[-1].values()) == [1.0, 1.0] else None
         try:
-            await until(fleet, api, namespace, one_each, what="one long stream on each pod", timeout=10)
+            await until_async(fleet, api, namespace, one_each, what="one long stream on each pod", timeout=10)
         except AssertionError as exc:
             raise AssertionError(f"sessions per pod seen last: {seen[-3:]}") from exc
 
         async def scaled_down() -> float | None:
             return time.monotonic() if (await api.get(dep_path))["spec"]["replicas"] == 1 else None
-        scaled_at = await until(fleet, api, namespace, scaled_down, what="scale-down to 1", timeout=60)
+        scaled_at = await until_async(fleet, api, namespace, scaled_down, what="scale-down to 1", timeout=60)
         assert not any(t.done() for t in long_streams), "the scale-down must happen while both streams run"
 
         outcomes = await asyncio.gather(*long_streams)
@@ -186,7 +169,7 @@ async def test_load_scales_up_idleness_scales_down_and_the_removed_pod_drains(
             pods = [p for p in await api.list(resource_path("v1", "pods", namespace=namespace))
                     if p["metadata"]["name"].startswith(name + "-")]
             return pods if len(pods) == 1 else None
-        left = await until(fleet, api, namespace, one_left, what="the removed pod to finish draining and go", timeout=60)
+        left = await until_async(fleet, api, namespace, one_left, what="the removed pod to finish draining and go", timeout=60)
         removed = set(seen[-1]) - {left[0]["metadata"]["name"]}
         assert len(removed) == 1
         # The removed pod's own log: it drained with our stream open (SIGTERM came mid-stream).

@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import yaml
-from local_cluster import LocalCluster, operator_installed, tail
+from local_cluster import LocalCluster, operator_installed, until_async
 from serving_certs import issue, service_dns_names
 from stt_localfleet.fleet import CRDS_DIR
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_kubeconfig, resource_path
@@ -51,23 +51,6 @@ def sttserver(namespace: str, *, tls_secret: str | None) -> dict[str, Any]:
     if tls_secret:
         spec["secrets"] = {"tls": {"secretName": tls_secret}}
     return doc
-
-
-async def until(cluster: LocalCluster, api: KubeApi, namespace: str, check: Callable[[], Awaitable[T | None]], *,
-                what: str, timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        cluster.check_alive()
-        result = await check()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            stt = await api.get_or_none(resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace,
-                                                      name=NAME))
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}\n"
-                                 f"status: {(stt or {}).get('status')}\n"
-                                 f"kubelet log:\n{tail(cluster.log('kubelet'), 20)}")
-        await asyncio.sleep(0.25)
 
 
 @contextlib.contextmanager
@@ -100,7 +83,7 @@ async def test_a_tls_server_is_scraped_over_https_and_scales_up_under_load(
             condition = scaling_active(await api.get(stt_path))
             return condition if condition and condition["reason"] == "ValidMetricFound" else None
         # Before the fix this never came: plain HTTP to an HTTPS-only control plane gets no metrics.
-        await until(local_cluster, api, namespace, metrics_found, what="ScalingActive/ValidMetricFound over HTTPS",
+        await until_async(local_cluster, api, namespace, metrics_found, what="ScalingActive/ValidMetricFound over HTTPS",
                     timeout=150)
         assert (await api.get(stt_path))["status"]["autoscaling"]["unhealthyPods"] == []
 
@@ -122,7 +105,7 @@ async def test_a_tls_server_is_scraped_over_https_and_scales_up_under_load(
                 if task.done():  # a stream that ended early is a failed load, not a slow scale-up
                     raise AssertionError(f"a load stream ended: {task.result().error}")
             return (await api.get(dep_path))["spec"]["replicas"] == 2
-        await until(local_cluster, api, namespace, scaled_up, what="the scale-up to 2", timeout=60)
+        await until_async(local_cluster, api, namespace, scaled_up, what="the scale-up to 2", timeout=60)
         events = await api.list(resource_path("v1", "events", namespace=namespace))
         assert any(e.get("reason") == "SuccessfulRescale" and e["message"].startswith("New size: 2")
                    for e in events)
@@ -140,14 +123,14 @@ async def test_kubectl_scale_on_an_autoscaled_server_is_reported_and_overridden(
         async def decided() -> bool:
             condition = scaling_active(await api.get(stt_path)) or {}
             return condition.get("reason") == "ValidMetricFound"
-        await until(local_cluster, api, namespace, decided, what="the autoscaler's first decision", timeout=150)
+        await until_async(local_cluster, api, namespace, decided, what="the autoscaler's first decision", timeout=150)
 
         local_cluster.kubectl("scale", f"stt/{NAME}", "--replicas=2", "-n", namespace)
 
         async def warned() -> dict[str, Any] | None:
             events = await api.list(resource_path("v1", "events", namespace=namespace))
             return next((e for e in events if e.get("reason") == "ScaleOverridden"), None)
-        event = await until(local_cluster, api, namespace, warned, what="a ScaleOverridden Event", timeout=30)
+        event = await until_async(local_cluster, api, namespace, warned, what="a ScaleOverridden Event", timeout=30)
         assert event["type"] == "Warning" and event["involvedObject"]["name"] == NAME
         assert "spec.replicas=2" in event["message"] and "spec.autoscaling.enabled" in event["message"]
         condition = scaling_active(await api.get(stt_path))
