@@ -209,8 +209,10 @@ def start_cluster(workdir: Path, *, timeout: float = 120.0) -> LocalCluster:
             [sys.executable, "-m", "stt_localfleet.cli", "up", "--dir", str(workdir), "--audit",
              "--backoff-scale", "0.1"], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
-        wait_until(lambda: cluster.check_alive() or cluster.kubeconfig.exists(), what="node localfleet Ready",
-                   timeout=timeout, every=0.1)
+        def node_ready() -> bool:
+            cluster.check_alive()  # a cluster that died says so now, not at the timeout
+            return cluster.kubeconfig.exists()
+        wait_until(node_ready, what="node localfleet Ready", timeout=timeout, every=0.1)
     except BaseException:
         stop_cluster(cluster)
         raise
