@@ -2,21 +2,18 @@
 EndpointSlices the test writes itself (label `endpointslice.kubernetes.io/managed-by: test`, for a
 Service without a selector, so the endpointslice controller leaves them alone).
 
-The echo server listens on a non-loopback address of this machine: kube-apiserver rejects
-EndpointSlice addresses in 127.0.0.0/8 ("may not be in the loopback range"), which the first test
-pins down.
+kube-apiserver rejects EndpointSlice addresses in 127.0.0.0/8 ("may not be in the loopback range"),
+which the first test pins down. So, as in the fleet, the endpoint lives in a cluster network of the
+test's own (`podnet`: a network namespace where 10.244.0.0/16 is local): the echo server listens on
+10.244.0.2 in there and the proxy, started with `--netns`, dials it there. No traffic leaves loopback
+or that namespace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import ipaddress
 import os
-import signal
-import socket
-import struct
 import sys
 import time
 import uuid
@@ -26,14 +23,14 @@ from typing import Any, Final, TypeVar
 
 import pytest
 import pytest_asyncio
-from stt_localfleet import binaries
+from stt_localfleet import binaries, podnet
 from stt_localfleet.controlplane import ControlPlane
 from stt_localfleet.nodeport import CLUSTER_IP_NOTICE
-from stt_localfleet.spawn import tied_to_parent
+from stt_localfleet.spawn import stop_process, tied_to_parent
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_kubeconfig, resource_path
 
 T = TypeVar("T")
-SIOCGIFADDR: Final = 0x8915
+ECHO_IP: Final = podnet.pod_ip(1)  # 10.244.0.2, inside the test's cluster network
 DEADLINE_SEC: Final = 30.0
 MISSING: Final = [b.name for b in binaries.missing()]
 
@@ -44,20 +41,6 @@ pytestmark = [
                        f"{', '.join(MISSING)} (run `stt-localfleet build`)"),
     pytest.mark.asyncio(loop_scope="module"),
 ]
-
-
-def local_ipv4() -> str | None:
-    """An IPv4 address of this machine outside loopback and link-local, or None."""
-    for _, name in socket.if_nameindex():
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                answer = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, struct.pack("256s", name[:15].encode()))
-            except OSError:
-                continue  # no IPv4 address on this interface
-        address = ipaddress.IPv4Address(answer[20:24])
-        if not (address.is_loopback or address.is_link_local or address.is_unspecified):
-            return str(address)
-    return None
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], *, what: str, proxy: Proxy | None = None,
@@ -92,6 +75,20 @@ class Proxy:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def netns() -> AsyncIterator[Path]:
+    """The test's cluster network: held open by `podnet`'s holder process for the module."""
+    holder = await asyncio.create_subprocess_exec(*tied_to_parent(podnet.holder_command()),
+                                                  stdout=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+    assert holder.stdout is not None
+    async with asyncio.timeout(10):
+        assert (await holder.stdout.readline()).strip() == b"ready", "could not make the cluster network"
+    try:
+        yield Path(f"/proc/{holder.pid}/ns/net")
+    finally:
+        await stop_process(holder, timeout=10)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def control_plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ControlPlane]:
     async with ControlPlane(workdir=tmp_path_factory.mktemp("controlplane")) as cp:
         yield cp
@@ -104,9 +101,11 @@ async def api(control_plane: ControlPlane) -> AsyncIterator[KubeApi]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def proxy(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Proxy]:
+async def proxy(control_plane: ControlPlane, netns: Path, tmp_path_factory: pytest.TempPathFactory
+                ) -> AsyncIterator[Proxy]:
     log = tmp_path_factory.mktemp("nodeport") / "nodeport.log"
-    argv = [sys.executable, "-m", "stt_localfleet.nodeport", "--kubeconfig", str(control_plane.admin_kubeconfig)]
+    argv = [sys.executable, "-m", "stt_localfleet.nodeport", "--kubeconfig", str(control_plane.admin_kubeconfig),
+            "--netns", str(netns)]
     with log.open("ab") as out:
         process = await asyncio.create_subprocess_exec(
             *tied_to_parent(argv), stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out)
@@ -114,14 +113,7 @@ async def proxy(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFa
     try:
         yield running
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(10):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process, timeout=10)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -135,15 +127,17 @@ async def own_namespace(api: KubeApi) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def echo_server(host: str) -> AsyncIterator[int]:
-    """A line echo server on `host`; yields its port."""
+async def echo_server(netns: Path) -> AsyncIterator[int]:
+    """A line echo server on ECHO_IP inside the cluster network; yields its port."""
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError):
             while line := await reader.readline():
                 writer.write(line)
                 await writer.drain()
         writer.close()
-    server = await asyncio.start_server(handle, host, 0)
+    sock = podnet.socket_in(netns)
+    sock.bind((ECHO_IP, 0))
+    server = await asyncio.start_server(handle, sock=sock)
     try:
         yield int(server.sockets[0].getsockname()[1])
     finally:
@@ -171,6 +165,25 @@ async def connect(node_port: int) -> tuple[asyncio.StreamReader, asyncio.StreamW
         return None
 
 
+async def echoes(node_port: int) -> bool | None:
+    """True when a line comes back through 127.0.0.1:<node_port> (for `eventually`)."""
+    conn = await connect(node_port)
+    if conn is None:
+        return None
+    answer = await ask(*conn, "hi")
+    conn[1].close()
+    return True if answer == "hi" else None
+
+
+async def closed(node_port: int) -> bool | None:
+    """True when nothing listens on 127.0.0.1:<node_port> any more (for `eventually`)."""
+    conn = await connect(node_port)
+    if conn is None:
+        return True
+    conn[1].close()
+    return None
+
+
 def service(name: str, port: int) -> dict[str, Any]:
     """A NodePort Service without a selector: its EndpointSlices are the test's to write."""
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
@@ -194,15 +207,12 @@ async def test_the_api_server_rejects_loopback_endpoint_addresses(api: KubeApi, 
 
 
 async def test_node_port_follows_the_endpoint_slice_and_the_service(
-        api: KubeApi, own_namespace: str, proxy: Proxy) -> None:
-    host = local_ipv4()
-    if host is None:
-        pytest.skip("no non-loopback IPv4 address on this machine for the echo endpoint")
-    async with echo_server(host) as port:
+        api: KubeApi, own_namespace: str, proxy: Proxy, netns: Path) -> None:
+    async with echo_server(netns) as port:
         created = await api.create(resource_path("v1", "services", namespace=own_namespace), service("echo", port))
         node_port = int(created["spec"]["ports"][0]["nodePort"])  # allocated by the API server
         slices = resource_path("discovery.k8s.io/v1", "endpointslices", namespace=own_namespace)
-        await api.create(slices, endpoint_slice("echo", host, port, ready=True))
+        await api.create(slices, endpoint_slice("echo", ECHO_IP, port, ready=True))
 
         async def echoed() -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
             conn = await connect(node_port)
@@ -215,7 +225,7 @@ async def test_node_port_follows_the_endpoint_slice_and_the_service(
         kept = await eventually(echoed, what=f"an echo through 127.0.0.1:{node_port}", proxy=proxy)
 
         # Not ready any more: new connections are turned away, the open one keeps its endpoint.
-        await api.merge_patch(f"{slices}/echo-1", {"endpoints": [{"addresses": [host],
+        await api.merge_patch(f"{slices}/echo-1", {"endpoints": [{"addresses": [ECHO_IP],
                                                                   "conditions": {"ready": False}}]})
 
         async def turned_away() -> bool | None:
@@ -230,54 +240,29 @@ async def test_node_port_follows_the_endpoint_slice_and_the_service(
         assert await ask(*kept, "still there") == "still there"
 
         # Ready again, then the Service goes: the port closes.
-        await api.merge_patch(f"{slices}/echo-1", {"endpoints": [{"addresses": [host],
+        await api.merge_patch(f"{slices}/echo-1", {"endpoints": [{"addresses": [ECHO_IP],
                                                                   "conditions": {"ready": True}}]})
         fresh = await eventually(echoed, what="an echo after the endpoint is ready again", proxy=proxy)
         fresh[1].close()
         await api.delete(resource_path("v1", "services", namespace=own_namespace, name="echo"))
 
-        async def closed() -> bool | None:
-            conn = await connect(node_port)
-            if conn is None:
-                return True
-            conn[1].close()
-            return None
-
-        await eventually(closed, what=f"127.0.0.1:{node_port} closed after the Service was deleted", proxy=proxy)
+        await eventually(lambda: closed(node_port), what=f"127.0.0.1:{node_port} closed after the Service was deleted", proxy=proxy)
         kept[1].close()
     assert CLUSTER_IP_NOTICE in proxy.log.read_text()
 
 
 async def test_a_service_that_stops_being_node_port_stops_listening(
-        api: KubeApi, own_namespace: str, proxy: Proxy) -> None:
-    host = local_ipv4()
-    if host is None:
-        pytest.skip("no non-loopback IPv4 address on this machine for the echo endpoint")
-    async with echo_server(host) as port:
+        api: KubeApi, own_namespace: str, proxy: Proxy, netns: Path) -> None:
+    async with echo_server(netns) as port:
         services = resource_path("v1", "services", namespace=own_namespace)
         created = await api.create(services, service("flip", port))
         node_port = int(created["spec"]["ports"][0]["nodePort"])
         await api.create(resource_path("discovery.k8s.io/v1", "endpointslices", namespace=own_namespace),
-                         endpoint_slice("flip", host, port, ready=True))
+                         endpoint_slice("flip", ECHO_IP, port, ready=True))
 
-        async def echoed() -> bool | None:
-            conn = await connect(node_port)
-            if conn is None:
-                return None
-            answer = await ask(*conn, "hi")
-            conn[1].close()
-            return True if answer == "hi" else None
-
-        await eventually(echoed, what=f"an echo through 127.0.0.1:{node_port}", proxy=proxy)
+        await eventually(lambda: echoes(node_port), what=f"an echo through 127.0.0.1:{node_port}", proxy=proxy)
         # Back to ClusterIP: the ports come without a nodePort, and the API server releases it.
         await api.merge_patch(f"{services}/flip", {"spec": {"type": "ClusterIP", "ports": [
             {"name": "echo", "port": 7000, "targetPort": port, "protocol": "TCP"}]}})
 
-        async def closed() -> bool | None:
-            conn = await connect(node_port)
-            if conn is None:
-                return True
-            conn[1].close()
-            return None
-
-        await eventually(closed, what=f"127.0.0.1:{node_port} closed after the type change", proxy=proxy)
+        await eventually(lambda: closed(node_port), what=f"127.0.0.1:{node_port} closed after the type change", proxy=proxy)
