@@ -67,13 +67,20 @@ def pod_environment(server: str) -> dict[str, str]:
     return {"KUBERNETES_SERVICE_HOST": host.strip("[]"), "KUBERNETES_SERVICE_PORT": port}
 
 
-async def test_a_rotated_token_is_picked_up_after_the_old_one_is_rejected(
-        local_cluster: LocalCluster, namespace: str, tmp_path: Path) -> None:
-    server, ca = cluster_endpoint(local_cluster, tmp_path)
+def service_account_dir(tmp_path: Path, ca: Path, *, namespace: str | None = None) -> Path:
+    """What the kubelet projects into a pod: ca.crt (and namespace); the token is the test's to write."""
     sa_dir = tmp_path / "serviceaccount"
     sa_dir.mkdir()
     (sa_dir / "ca.crt").write_bytes(ca.read_bytes())
-    (sa_dir / "namespace").write_text(namespace)
+    if namespace is not None:
+        (sa_dir / "namespace").write_text(namespace)
+    return sa_dir
+
+
+async def test_a_rotated_token_is_picked_up_after_the_old_one_is_rejected(
+        local_cluster: LocalCluster, namespace: str, tmp_path: Path) -> None:
+    server, ca = cluster_endpoint(local_cluster, tmp_path)
+    sa_dir = service_account_dir(tmp_path, ca, namespace=namespace)
     for sa in ("first", "second"):
         local_cluster.kubectl("create", "serviceaccount", sa, "-n", namespace)
     (sa_dir / "token").write_text(token_for(local_cluster, namespace, "first"))
@@ -98,9 +105,7 @@ async def test_a_rotated_token_is_picked_up_after_the_old_one_is_rejected(
 async def test_without_a_valid_token_the_401_is_reported_after_one_reload(
         local_cluster: LocalCluster, namespace: str, tmp_path: Path) -> None:
     server, ca = cluster_endpoint(local_cluster, tmp_path)
-    sa_dir = tmp_path / "serviceaccount"
-    sa_dir.mkdir()
-    (sa_dir / "ca.crt").write_bytes(ca.read_bytes())
+    sa_dir = service_account_dir(tmp_path, ca)
     local_cluster.kubectl("create", "serviceaccount", "gone", "-n", namespace)
     (sa_dir / "token").write_text(token_for(local_cluster, namespace, "gone"))
     local_cluster.kubectl("delete", "serviceaccount", "gone", "-n", namespace)
