@@ -76,6 +76,7 @@ class SttServerApp:
         self.metrics.max_total_buffer_bytes.set(limits.max_total_buffer_bytes)
         self.metrics.max_sessions.set(limits.max_sessions)
         self.metrics.ready.set(0)
+        self.metrics.tls_cert.set_cert_file(self.config.server.tls.cert_file)
         self._grpc, self.grpc_port = build_server(self.config, servicer=self.servicer, health_status=self._health)
         await self._health.set_serving(False)
         await self._grpc.start()

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, Summary
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from stt_server.metrics_compat import SeedCompatCollector
+from stt_server.metrics_process import CertExpiryCollector, ThreadsCollector, WindowedMax
 
 # Buckets sized for streaming speech: sub-100 ms decodes up to the 5 s final-latency SLO and past it.
 LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0)
@@ -32,6 +35,11 @@ DECODE_PHASES: Final = ("buffer_wait", "queue_wait", "inference", "response_emit
 DECODE_KINDS: Final = ("partial", "final", "offline")
 RATE_LIMIT_KINDS: Final = ("sessions_per_key", "requests_per_key", "stream_buffer", "total_buffer", "decode_queue")
 SPEECH_EVENTS: Final = ("speech_begin", "speech_end", "end_of_single_utterance")
+# CreateSession refusals that are admission decisions (limits, rate, lifecycle): declared at 0 so
+# dashboards and alerts see the series before the first refusal. Other catalogue codes appear when used.
+ADMISSION_REFUSAL_CODES: Final = ("ERR1011", "ERR1012", "ERR1013", "ERR1020", "ERR1021")
+# stt_decode_latency_max and stt_rtf_max: the largest value in this many recent seconds, not since start.
+MAX_WINDOW_SEC: Final = 60.0
 
 
 def hashed_stream_key(session_id: str) -> str:
@@ -119,13 +127,13 @@ class _StreamBufferGauges(Collector):
 class ServerMetrics:
     """Every metric the server exports, registered on ``registry`` (a fresh one per test)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self._lock = threading.Lock()
         self._stream_buffers: dict[str, int] = {}
-        self._decode_latency_max = 0.0
-        self._rtf_max = 0.0
+        self._decode_latency_window = WindowedMax(window_sec=MAX_WINDOW_SEC, clock=clock)
+        self._rtf_window = WindowedMax(window_sec=MAX_WINDOW_SEC, clock=clock)
 
         # Traffic
         self.active_sessions = Gauge("stt_active_sessions", "Sessions currently open", registry=r)
@@ -145,8 +153,12 @@ class ServerMetrics:
         for limit in RATE_LIMIT_KINDS:
             self.seed.declare(f"stt_rate_limit_blocks_{limit}")
         r.register(self.seed)
-        self.decode_latency_max = Gauge("stt_decode_latency_max", "Largest total decode seconds seen", registry=r)
-        self.rtf_max = Gauge("stt_rtf_max", "Largest per-decode real-time factor seen", registry=r)
+        self.decode_latency_max = Gauge(
+            "stt_decode_latency_max", f"Largest total decode seconds in the last {MAX_WINDOW_SEC:g}s", registry=r)
+        self.decode_latency_max.set_function(self._decode_latency_window.value)
+        self.rtf_max = Gauge("stt_rtf_max", f"Largest per-decode real-time factor in the last {MAX_WINDOW_SEC:g}s",
+                             registry=r)
+        self.rtf_max.set_function(self._rtf_window.value)
         # ... and real histograms, so P50/P95/P99 come from PromQL.
         self.decode_phase_seconds = Histogram(
             "stt_decode_phase_seconds",
@@ -199,6 +211,11 @@ class ServerMetrics:
         self.session_limit_rejects = Counter(
             "stt_session_limit_rejects", "Sessions refused by max_sessions (ERR1011)", registry=r
         )
+        self.create_session_refusals = Counter(
+            "stt_create_session_refusals", "CreateSession calls refused, by catalogue code", ["code"], registry=r
+        )
+        for code in ADMISSION_REFUSAL_CODES:
+            self.create_session_refusals.labels(code=code)
         self.errors = Counter(
             "stt_errors", "Errors returned, by catalogue code and gRPC status", ["code", "grpc_status"],
             registry=r,
@@ -211,6 +228,12 @@ class ServerMetrics:
         self.model_loaded = Gauge("stt_model_loaded", "1 when the Whisper model is loaded", registry=r)
         self.ready = Gauge("stt_ready", "1 when accepting new sessions (not loading, not draining)", registry=r)
         self.draining = Gauge("stt_draining", "1 while draining for shutdown", registry=r)
+
+        # The process itself (RSS, CPU seconds, open fds, threads) and the serving certificate
+        ProcessCollector(registry=r)
+        r.register(ThreadsCollector())
+        self.tls_cert = CertExpiryCollector()
+        r.register(self.tls_cert)
 
         # Figures seeds 003 and 004 name, measured under their names; the rest of their names are
         # derived from the metrics above by SeedCompatCollector (metrics_compat.py).
@@ -248,17 +271,13 @@ class ServerMetrics:
         self.seed.inc("stt_decode_latency_total", total)
         self.seed.inc("stt_decode_latency_count")
         self.decode_batch_size.observe(batch_size)
-        with self._lock:
-            self._decode_latency_max = max(self._decode_latency_max, total)
-            self.decode_latency_max.set(self._decode_latency_max)
+        self._decode_latency_window.observe(total)
         if audio_seconds > 0:
             rtf = timing.inference / audio_seconds
             self.seed.inc("stt_rtf_total", rtf)
             self.seed.inc("stt_rtf_count")
             self.decode_rtf.labels(kind=kind).observe(rtf)
-            with self._lock:
-                self._rtf_max = max(self._rtf_max, rtf)
-                self.rtf_max.set(self._rtf_max)
+            self._rtf_window.observe(rtf)
 
     def record_partial_dropped(self) -> None:
         self.seed.inc("stt_partial_drop_count")
@@ -273,6 +292,10 @@ class ServerMetrics:
         """An error sent to a client: ``code`` from the catalogue, ``grpc_status`` like ``RESOURCE_EXHAUSTED``."""
         self.errors.labels(code=code, grpc_status=grpc_status).inc()
         self.seed.inc(f"stt_error_counts_{grpc_status.lower()}")
+
+    def record_create_session_refused(self, code: str) -> None:
+        """A CreateSession call refused with catalogue ``code`` (the error itself is counted by ``record_error``)."""
+        self.create_session_refusals.labels(code=code).inc()
 
     def record_rate_limit_block(self, limit: str) -> None:
         """A request refused by ``limit``, one of ``RATE_LIMIT_KINDS``."""

@@ -119,6 +119,10 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
             set_log_ids(request_id=session_config.request_id)
             session = self.sessions.create(key_id=principal.key_id, config=session_config)
         except SttError as exc:
+            # one structured line per refusal, so a burst of ERR1011s is visible in logs as in metrics
+            log.warning("CreateSession refused", extra={
+                "code": exc.code.value, "grpc_status": exc.status.name, "reason": exc.message})
+            self._metrics.record_create_session_refused(exc.code.value)
             self._finish("CreateSession", exc.status, started=started)
             await abort(context, exc, metrics=self._metrics)
         set_log_ids(session_id=session.session_id)
