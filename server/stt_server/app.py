@@ -130,7 +130,9 @@ class SttServerApp:
     async def drain(self) -> None:
         """Refuse new work, let open streams end (with finals) within the grace period."""
         grace = self.config.server.drain_grace_sec
-        log.info("draining", extra={"open_streams": len(self.servicer.streams), "grace_sec": grace})
+        deadline = time.monotonic() + grace
+        log.info("draining", extra={"open_streams": len(self.servicer.streams), "grace_sec": grace,
+                                    "unary_in_flight": self.servicer.unary_in_flight})
         self.state.mark_draining()
         self.metrics.draining.set(1)
         self.metrics.ready.set(0)
@@ -142,6 +144,10 @@ class SttServerApp:
             if not await self.servicer.wait_streams_done(reserve):
                 log.warning("drain: %d stream(s) still open at the end of the grace period",
                             len(self.servicer.streams))
+        # unary Recognize calls ran meanwhile; they get the rest of the same grace period
+        if not await self.servicer.wait_unary_done(deadline - time.monotonic()):
+            log.warning("drain: %d Recognize call(s) still running at the end of the grace period; "
+                        "they will be cancelled", self.servicer.unary_in_flight)
 
     async def stop(self) -> None:
         """Stop everything that was started (idempotent)."""

@@ -50,7 +50,19 @@ class ErrorCode(str, enum.Enum):
     INVALID_CONFIG = "ERR1022"
     INVALID_AUDIO = "ERR1023"
     UNEXPECTED_MESSAGE = "ERR1024"
+    MALFORMED_MESSAGE = "ERR1025"
+    DRAIN_TRUNCATED = "ERR1026"
+    HTTP_BAD_REQUEST = "ERR1027"
+    HTTP_HEADER_TIMEOUT = "ERR1028"
     MODEL_ERROR = "ERR1030"
+    UPLOAD_MISSING_FILE = "ERR1040"
+    UPLOAD_TOO_LARGE = "ERR1041"
+    UNKNOWN_MODEL = "ERR1042"
+    INVALID_FIELD = "ERR1043"
+    NOT_MULTIPART = "ERR1044"
+    UPLOAD_INCOMPLETE = "ERR1045"
+    UNKNOWN_ROUTE = "ERR1046"
+    METHOD_NOT_ALLOWED = "ERR1047"
     INTERNAL = "ERR1099"
 
 
@@ -138,13 +150,70 @@ CATALOGUE: Final[dict[ErrorCode, CatalogueEntry]] = {
     ErrorCode.UNEXPECTED_MESSAGE: CatalogueEntry(
         _S.INVALID_ARGUMENT, "only audio_content may follow the first message; message {index} carried {got}", None,
         "A StreamingRecognize message after the first one carried a session id or a config."),
+    ErrorCode.MALFORMED_MESSAGE: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "malformed message: {what} is not a valid {type_name} ({nbytes} bytes)", None,
+        "A request's bytes could not be parsed as its protobuf message; a stream is not finalised after one."),
+    ErrorCode.DRAIN_TRUNCATED: CatalogueEntry(
+        _S.UNAVAILABLE, "server drained for shutdown: the stream was cut after {at_sec} s of audio; "
+        "send the rest to another replica", 0.0,
+        "A drain ended the stream's input before the client finished; the final for the audio received was "
+        "sent first and trailer stt-drain-truncated-at-sec says where to resume."),
+    ErrorCode.HTTP_BAD_REQUEST: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "malformed HTTP request: {reason}", None,
+        "Control plane: the HTTP parser rejected the request (header too long, too many headers, bad method, "
+        "an HTTP/2 preface); answered 400 with a JSON body."),
+    ErrorCode.HTTP_HEADER_TIMEOUT: CatalogueEntry(
+        _S.DEADLINE_EXCEEDED, "HTTP request headers not received within {limit} s", None,
+        "Control plane: a connection did not finish sending its request headers in time (slowloris); "
+        "answered 408 with a JSON body and closed."),
     ErrorCode.MODEL_ERROR: CatalogueEntry(
         _S.INTERNAL, "model error: {reason}", 1.0,
         "The Whisper model failed on this audio."),
+    ErrorCode.UPLOAD_MISSING_FILE: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "the multipart form has no 'file' field with the audio", None,
+        "A REST transcription request carried no 'file' part."),
+    ErrorCode.UPLOAD_TOO_LARGE: CatalogueEntry(
+        _S.RESOURCE_EXHAUSTED, "upload of more than {limit} bytes (server.rest_max_upload_bytes)", None,
+        "A REST upload was larger than server.rest_max_upload_bytes (HTTP 413)."),
+    ErrorCode.UNKNOWN_MODEL: CatalogueEntry(
+        _S.NOT_FOUND, "model {model!r} is not served here; use one of {served}", None,
+        "A REST request named a model that is neither the served model nor one of its aliases."),
+    ErrorCode.INVALID_FIELD: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "invalid {param}: {reason}", None,
+        "A REST form field (response_format, temperature, language, ...) has a value the server cannot honour."),
+    ErrorCode.NOT_MULTIPART: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "the request body must be multipart/form-data: {reason}", None,
+        "A REST transcription request was not a readable multipart/form-data body."),
+    ErrorCode.UPLOAD_INCOMPLETE: CatalogueEntry(
+        _S.CANCELLED, "the upload ended early: {reason}", None,
+        "The client closed the connection before its upload was complete."),
+    ErrorCode.UNKNOWN_ROUTE: CatalogueEntry(
+        _S.NOT_FOUND, "no such endpoint: {method} {path}", None,
+        "A REST request named a path the API does not have."),
+    ErrorCode.METHOD_NOT_ALLOWED: CatalogueEntry(
+        _S.UNIMPLEMENTED, "{method} is not allowed on {path} (allowed: {allowed})", None,
+        "A REST request used a method the endpoint does not accept (HTTP 405)."),
     ErrorCode.INTERNAL: CatalogueEntry(
         _S.INTERNAL, "internal error: {reason}", None,
         "An unexpected server error; the server logs carry the details."),
 }
+
+
+# Client-supplied strings (a language code, a session id) end up in status messages and logs: keep
+# each one short and printable so a 10 KB or binary value cannot flood either. Every string detail
+# of an SttError is clipped to MAX_DETAIL_CHARS (room for our own reasons); code that quotes a client
+# value inside a longer reason clips it to MAX_ECHO_CHARS first.
+MAX_ECHO_CHARS: Final = 64
+MAX_DETAIL_CHARS: Final = 240
+
+
+def clip_echo(value: str, *, limit: int = MAX_ECHO_CHARS) -> str:
+    """``value`` escaped to printable ASCII and cut to ``limit`` characters (with a note of the rest)."""
+    text = value.encode("ascii", "backslashreplace").decode("ascii")
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...(+{len(text) - limit} chars)"
 
 
 class _LenientDetails(dict[str, Any]):
@@ -160,13 +229,19 @@ class SttError(Exception):
     def __init__(self, code: ErrorCode, **details: Any) -> None:
         self.code = code
         self.entry = CATALOGUE[code]
-        self.details = details
+        self.details = {k: clip_echo(v, limit=MAX_DETAIL_CHARS) if isinstance(v, str) else v for k, v in details.items()}
         self.retry_after_sec: float | None = self.entry.retry_after_sec
+        self.extra_metadata: tuple[tuple[str, str], ...] = ()
         super().__init__(self.message)
 
     def with_retry_after(self, seconds: float) -> SttError:
         """Replace the catalogue's retry hint with a computed one (e.g. the rate limiter's wait)."""
         self.retry_after_sec = seconds
+        return self
+
+    def with_metadata(self, *pairs: tuple[str, str]) -> SttError:
+        """Add trailing metadata of this error's own (e.g. ``stt-drain-truncated-at-sec``)."""
+        self.extra_metadata = (*self.extra_metadata, *pairs)
         return self
 
     @property
@@ -182,6 +257,7 @@ class SttError(Exception):
         pairs = [(ERROR_CODE_KEY, self.code.value)]
         if self.retry_after_sec is not None:
             pairs.append((RETRY_AFTER_KEY, f"{self.retry_after_sec:g}"))
+        pairs.extend(self.extra_metadata)
         return tuple(pairs)
 
 

@@ -143,7 +143,9 @@ async def test_sigterm_mid_stream_gets_final_and_exits_zero(
             await asyncio.sleep(0.02)
         outcome = await asyncio.wait_for(stream, timeout=30)
     assert refused is not None and refused.error_code == "ERR1020"
-    assert outcome.error is None
+    # a stream still sending when the drain ends its input gets its final, then ERR1026 (issue 13)
+    assert outcome.error is None or (outcome.error.error_code == "ERR1026"
+                                     and "stt-drain-truncated-at-sec" in outcome.trailing)
     assert outcome.finals, "the open utterance must be finalised during the drain"
     assert "quick" in outcome.transcript.lower()
     assert process.wait(timeout=30) == 0

@@ -18,6 +18,7 @@ from stt_server.errors import ErrorCode, SttError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _END: Final = object()
+_STOP: Final = object()  # a wake-up from stop(), not the client's half-close
 _QUEUE_DEPTH: Final = 8  # bounded, so a fast client is slowed by gRPC flow control rather than memory
 
 
@@ -50,7 +51,7 @@ class Inbox(Generic[T]):
                 item = await self._queue.get()
         except TimeoutError:
             raise SttError(ErrorCode.IDLE_TIMEOUT, limit=f"{self._idle_timeout_sec:g}") from None
-        if item is _END or self._stopped:
+        if item is _END or item is _STOP or self._stopped:
             self.ended = self.ended or item is _END
             self._stopped = True
             return None
@@ -81,7 +82,7 @@ class Inbox(Generic[T]):
         self._stopped = True
         # wake a consumer blocked in next(); a full queue means it is not blocked
         with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(_END)
+            self._queue.put_nowait(_STOP)
 
     async def close(self) -> None:
         """Stop reading and wait for the reader task to end."""

@@ -11,7 +11,8 @@ from grpc_reflection.v1alpha import reflection
 
 from stt_server.config import ServerConfig
 from stt_server.grpc_service.servicer import SpeechToTextServicer
-from stt_server.proto_gen import stt_pb2, stt_pb2_grpc
+from stt_server.grpc_service.wire import add_servicer
+from stt_server.proto_gen import stt_pb2
 
 SERVICE_NAME: Final = stt_pb2.DESCRIPTOR.services_by_name["SpeechToText"].full_name
 # gRPC itself rejects messages past this, without our error code; messages between
@@ -58,7 +59,7 @@ def build_server(
 ) -> tuple[grpc.aio.Server, int]:
     """The server with every service added and its port bound (``grpc_port: 0`` picks one)."""
     server = grpc.aio.server(options=grpc_options(config))
-    stt_pb2_grpc.add_SpeechToTextServicer_to_server(servicer, server)
+    add_servicer(servicer, server)  # tolerant parsing: a corrupt message gets ERR1025, not UNKNOWN
     health_pb2_grpc.add_HealthServicer_to_server(health_status.servicer, server)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     address = f"{config.server.grpc_host}:{config.server.grpc_port}"

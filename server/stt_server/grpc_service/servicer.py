@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Final, Protocol
 
 import grpc
@@ -36,6 +36,7 @@ from stt_server.grpc_service.responses import (
 from stt_server.grpc_service.sessions import Session, SessionRegistry
 from stt_server.grpc_service.state import ServingState
 from stt_server.grpc_service.streaming import SingleUtteranceTracker, StreamRun
+from stt_server.grpc_service.wire import MalformedMessage
 from stt_server.logging_setup import set_log_ids
 from stt_server.metrics import ServerMetrics
 from stt_server.metrics_compat import GRPC_SERVICE
@@ -43,6 +44,7 @@ from stt_server.proto_gen import stt_pb2, stt_pb2_grpc
 
 log = logging.getLogger(__name__)
 _Request = stt_pb2.StreamingRecognizeRequest
+_Incoming = stt_pb2.StreamingRecognizeRequest | MalformedMessage
 # how long a stream the server ends early keeps reading, so a client about to half-close sees our
 # status rather than grpc.aio's INTERNAL (grpc/grpc#36066)
 _END_DRAIN_SEC: Final = 0.5
@@ -61,6 +63,16 @@ class EngineLike(Protocol):
 def internal_error(exc: BaseException) -> SttError:
     """An unexpected exception as a catalogue error (details stay in the server log)."""
     return SttError(ErrorCode.INTERNAL, reason=type(exc).__name__)
+
+
+def malformed(message: MalformedMessage, *, what: str, logged: bool = True) -> SttError:
+    """ERR1025 for a request that did not parse, logged as one WARNING line (no traceback, no bytes).
+
+    ``logged=False`` where the caller already logs every refusal in one line of its own.
+    """
+    if logged:
+        log.warning("malformed %s: %d bytes are not a valid %s", what, message.nbytes, message.type_name)
+    return SttError(ErrorCode.MALFORMED_MESSAGE, what=what, type_name=message.type_name, nbytes=message.nbytes)
 
 
 class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
@@ -87,12 +99,23 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         self.streams: set[StreamRun] = set()
         self._streams_idle = asyncio.Event()
         self._streams_idle.set()
+        # unary calls in flight, so a drain lets them finish within the grace like streams
+        self._unary_in_flight = 0
+        self._unary_idle = asyncio.Event()
+        self._unary_idle.set()
 
     # --- admission -------------------------------------------------------------------------------
 
     def _admit(self, context: grpc.aio.ServicerContext) -> Principal:
-        """Authenticate, take a rate token, and refuse while loading or draining."""
-        principal = self._auth.authenticate(context.invocation_metadata())
+        return self.admit(context.invocation_metadata())
+
+    def admit(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> Principal:
+        """Authenticate, take a rate token, and refuse while loading or draining.
+
+        Public for the REST API, which passes its HTTP headers as ``metadata`` so both protocols
+        share the API keys, the per-key rate limit and the serving state.
+        """
+        principal = self._auth.authenticate(metadata)
         try:
             self._rate.acquire(principal.key_id)
         except SttError:
@@ -102,19 +125,40 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         return principal
 
     def _finish(self, method: str, status: grpc.StatusCode, *, started: float) -> None:
+        self.record_call(method, status, started=started)
+
+    def record_call(self, method: str, status: grpc.StatusCode, *, started: float, protocol: str = "grpc",
+                    service: str = GRPC_SERVICE) -> None:
         """Count a finished call and its duration (``started``: ``time.perf_counter()`` at its start)."""
-        self._metrics.grpc_requests.labels(method=method, grpc_status=status.name).inc()
-        self._metrics.grpc_request_seconds.labels(service=GRPC_SERVICE, method=method).observe(
+        self._metrics.grpc_requests.labels(method=method, grpc_status=status.name, protocol=protocol).inc()
+        self._metrics.grpc_request_seconds.labels(service=service, method=method, protocol=protocol).observe(
             time.perf_counter() - started)
+
+    def unary_call(self) -> contextlib.AbstractContextManager[None]:
+        """Hold a REST call open for the drain, as gRPC's unary calls are held."""
+        return self._unary_call()
 
     # --- unary calls -----------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _unary_call(self) -> Iterator[None]:
+        self._unary_in_flight += 1
+        self._unary_idle.clear()
+        try:
+            yield
+        finally:
+            self._unary_in_flight -= 1
+            if not self._unary_in_flight:
+                self._unary_idle.set()
+
     async def CreateSession(
-        self, request: stt_pb2.CreateSessionRequest, context: grpc.aio.ServicerContext
+        self, request: stt_pb2.CreateSessionRequest | MalformedMessage, context: grpc.aio.ServicerContext
     ) -> stt_pb2.CreateSessionResponse:
         started = time.perf_counter()
         try:
             principal = self._admit(context)
+            if isinstance(request, MalformedMessage):
+                raise malformed(request, what="CreateSession request", logged=False)
             session_config = stream_config.parse_streaming_config(request.streaming_config, self._config)
             set_log_ids(request_id=session_config.request_id)
             session = self.sessions.create(key_id=principal.key_id, config=session_config)
@@ -138,12 +182,20 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         )
 
     async def Recognize(
-        self, request: stt_pb2.RecognizeRequest, context: grpc.aio.ServicerContext
+        self, request: stt_pb2.RecognizeRequest | MalformedMessage, context: grpc.aio.ServicerContext
+    ) -> stt_pb2.RecognizeResponse:
+        with self._unary_call():
+            return await self._recognize(request, context)
+
+    async def _recognize(
+        self, request: stt_pb2.RecognizeRequest | MalformedMessage, context: grpc.aio.ServicerContext
     ) -> stt_pb2.RecognizeResponse:
         started = time.perf_counter()
         try:
             self._admit(context)
             self._metrics.recognize_requests.inc()
+            if isinstance(request, MalformedMessage):
+                raise malformed(request, what="Recognize request")
             session_config = stream_config.parse_recognition_config(request.config, self._config)
             set_log_ids(request_id=session_config.request_id)
             if request.ByteSize() > self._config.server.max_message_bytes:
@@ -174,11 +226,13 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         )
 
     async def GetServerInfo(
-        self, request: stt_pb2.GetServerInfoRequest, context: grpc.aio.ServicerContext
+        self, request: stt_pb2.GetServerInfoRequest | MalformedMessage, context: grpc.aio.ServicerContext
     ) -> stt_pb2.GetServerInfoResponse:
         started = time.perf_counter()
         try:
             self._auth.authenticate(context.invocation_metadata())
+            if isinstance(request, MalformedMessage):
+                raise malformed(request, what="GetServerInfo request")
         except SttError as exc:
             self._finish("GetServerInfo", exc.status, started=started)
             await abort(context, exc, metrics=self._metrics)
@@ -189,10 +243,12 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
 
     # --- streaming -------------------------------------------------------------------------------
 
-    async def _open(self, inbox: Inbox[_Request], principal: Principal) -> Session:
+    async def _open(self, inbox: Inbox[_Incoming], principal: Principal) -> Session:
         first = await inbox.next()
         if first is None:
             raise SttError(ErrorCode.EMPTY_STREAM, what="StreamingRecognize call")
+        if isinstance(first, MalformedMessage):
+            raise malformed(first, what="StreamingRecognize message 1")
         which = first.WhichOneof("streaming_request")
         if which == "audio_content":
             raise SttError(ErrorCode.AUDIO_BEFORE_CONFIG)
@@ -204,15 +260,15 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         raise SttError(ErrorCode.INVALID_FIRST_MESSAGE, got="an empty message")
 
     async def StreamingRecognize(
-        self, request_iterator: AsyncIterator[_Request], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[_Incoming], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[stt_pb2.StreamingRecognizeResponse]:
         started = time.perf_counter()
         error: SttError | None = None
         run: StreamRun | None = None
-        inbox: Inbox[_Request] | None = None
+        inbox: Inbox[_Incoming] | None = None
         session: Session | None = None
         try:
-            inbox = Inbox(request_iterator, idle_timeout_sec=self._config.limits.session_idle_timeout_sec)
+            inbox = Inbox[_Incoming](request_iterator, idle_timeout_sec=self._config.limits.session_idle_timeout_sec)
             principal = self._admit(context)
             session = await self._open(inbox, principal)
             self._state.check_accepting()  # a drain may have begun while we waited for the first message
@@ -244,7 +300,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
             await self._end_stream(context, run=run, inbox=inbox, session=session, error=error, started=started)
 
     async def _end_stream(
-        self, context: grpc.aio.ServicerContext, *, run: StreamRun | None, inbox: Inbox[_Request] | None,
+        self, context: grpc.aio.ServicerContext, *, run: StreamRun | None, inbox: Inbox[_Incoming] | None,
         session: Session | None, error: SttError | None, started: float,
     ) -> None:
         # shielded: a client that vanished cancels this task, and cleanup must still complete
@@ -262,7 +318,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         self._finish("StreamingRecognize", error.status if error else grpc.StatusCode.OK, started=started)
 
     async def _cleanup(
-        self, *, run: StreamRun | None, inbox: Inbox[_Request] | None, session: Session | None,
+        self, *, run: StreamRun | None, inbox: Inbox[_Incoming] | None, session: Session | None,
         error: SttError | None,
     ) -> None:
         try:
@@ -303,6 +359,20 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         try:
             async with asyncio.timeout(max(timeout, 0.0)):
                 await self._streams_idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def unary_in_flight(self) -> int:
+        """Unary ``Recognize`` calls running now."""
+        return self._unary_in_flight
+
+    async def wait_unary_done(self, timeout: float) -> bool:
+        """True when no unary ``Recognize`` is running within ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(max(timeout, 0.0)):
+                await self._unary_idle.wait()
         except TimeoutError:
             return False
         return True

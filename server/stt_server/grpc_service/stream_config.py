@@ -12,10 +12,15 @@ from typing import Final
 from stt_server.config import ServerConfig
 from stt_server.engine.audio import MAX_CHANNELS, SUPPORTED_RATES
 from stt_server.engine.types import StreamOptions
-from stt_server.errors import ErrorCode, SttError
+from stt_server.errors import ErrorCode, SttError, clip_echo
 from stt_server.proto_gen import stt_pb2
 
 TARGET_RATE: Final = 16000
+# the engine's accepted endpointing ranges (Engine.stream_settings); checked here too so that
+# CreateSession refuses what the stream would refuse later
+SPEECH_START_MS_MAX: Final = 5000
+END_SILENCE_MS_RANGE: Final = (50, 10_000)
+MAX_UTTERANCE_SEC_RANGE: Final = (1.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ def _language(config: stt_pb2.RecognitionConfig, server: ServerConfig) -> str | 
         return server.model.language
     base = code.split("-")[0].split("_")[0].lower()
     if not base.isalpha() or not 2 <= len(base) <= 3:
-        raise SttError(ErrorCode.INVALID_CONFIG, reason=f"language_code {code!r} is not a BCP-47 code")
+        raise SttError(ErrorCode.INVALID_CONFIG, reason=f"language_code {clip_echo(code)!r} is not a BCP-47 code")
     if model_is_english_only and base != "en":
         raise SttError(ErrorCode.INVALID_CONFIG, reason=f"model {server.model.name} only recognises English")
     return base
@@ -71,7 +76,7 @@ def parse_audio_format(config: stt_pb2.RecognitionConfig) -> AudioFormat:
 
 def _check_model(config: stt_pb2.RecognitionConfig, server: ServerConfig) -> None:
     if config.model and config.model != server.model.name:
-        raise SttError(ErrorCode.INVALID_CONFIG, reason=f"model {config.model!r} is not served here (have {server.model.name})")
+        raise SttError(ErrorCode.INVALID_CONFIG, reason=f"model {clip_echo(config.model)!r} is not served here (have {server.model.name})")
 
 
 def _endpointing(config: stt_pb2.RecognitionConfig) -> dict[str, float | int | None]:
@@ -80,10 +85,16 @@ def _endpointing(config: stt_pb2.RecognitionConfig) -> dict[str, float | int | N
                         ("max_utterance_sec", ep.max_utterance_sec)):
         if value < 0:
             raise SttError(ErrorCode.INVALID_CONFIG, reason=f"endpointing.{name} must not be negative")
-    if ep.end_silence_ms and ep.end_silence_ms < 50:
-        raise SttError(ErrorCode.INVALID_CONFIG, reason="endpointing.end_silence_ms must be at least 50")
-    if ep.max_utterance_sec and not 1.0 <= ep.max_utterance_sec <= 30.0:
-        raise SttError(ErrorCode.INVALID_CONFIG, reason="endpointing.max_utterance_sec must be within 1..30")
+    if ep.speech_start_ms > SPEECH_START_MS_MAX:
+        raise SttError(ErrorCode.INVALID_CONFIG,
+                       reason=f"endpointing.speech_start_ms must be within 0..{SPEECH_START_MS_MAX}")
+    low, high = END_SILENCE_MS_RANGE
+    if ep.end_silence_ms and not low <= ep.end_silence_ms <= high:
+        raise SttError(ErrorCode.INVALID_CONFIG, reason=f"endpointing.end_silence_ms must be within {low}..{high}")
+    low_sec, high_sec = MAX_UTTERANCE_SEC_RANGE
+    if ep.max_utterance_sec and not low_sec <= ep.max_utterance_sec <= high_sec:
+        raise SttError(ErrorCode.INVALID_CONFIG,
+                       reason=f"endpointing.max_utterance_sec must be within {low_sec:g}..{high_sec:g}")
     return {
         "speech_start_ms": ep.speech_start_ms or None,
         "end_silence_ms": ep.end_silence_ms or None,

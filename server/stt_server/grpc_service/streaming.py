@@ -2,7 +2,9 @@
 
 The feeder reads messages, checks and converts audio, and feeds the recognizer; the pump forwards
 the recognizer's results. Both report into one outbox, so whichever fails first ends the call with
-its error at once, while a normal end of input lets the pump deliver the last final first.
+its error at once, while a normal end of input lets the pump deliver the last final first. Two
+endings finalise first and then fail: too much audio (ERR1006) and input cut by a drain (ERR1026,
+with ``stt-drain-truncated-at-sec``), so the client keeps what was heard and knows where to resume.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from stt_server.engine.types import RecognitionResult, SpeechEvent
 from stt_server.errors import ErrorCode, SttError
 from stt_server.grpc_service.audio_input import StreamAudioDecoder
 from stt_server.grpc_service.inbox import Inbox
+from stt_server.grpc_service.wire import MalformedMessage
 from stt_server.metrics import DecodeTiming, ServerMetrics
 from stt_server.proto_gen import stt_pb2
 
 log = logging.getLogger(__name__)
 _DONE: Final = object()
+DRAIN_TRUNCATED_KEY: Final = "stt-drain-truncated-at-sec"
 
 
 class StreamRun:
@@ -32,7 +36,7 @@ class StreamRun:
     def __init__(
         self,
         *,
-        inbox: Inbox[stt_pb2.StreamingRecognizeRequest],
+        inbox: Inbox[stt_pb2.StreamingRecognizeRequest | MalformedMessage],
         recognizer: Any,
         decoder: StreamAudioDecoder,
         capture: CaptureWriter | None,
@@ -48,6 +52,9 @@ class StreamRun:
         self._outbox: asyncio.Queue[object] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self._drained = False
+        # an error to raise after the final of what was heard (ERR1006)
+        self._after_final: SttError | None = None
 
     @property
     def timing_totals(self) -> DecodeTiming | None:
@@ -66,6 +73,12 @@ class StreamRun:
         while True:
             item = await self._outbox.get()
             if item is _DONE:
+                if self._after_final is not None:
+                    raise self._after_final
+                if self._drained and not self._inbox.ended:
+                    at_sec = f"{self._decoder.received_sec:.3f}"
+                    raise SttError(ErrorCode.DRAIN_TRUNCATED, at_sec=at_sec).with_metadata(
+                        (DRAIN_TRUNCATED_KEY, at_sec))
                 return
             if isinstance(item, BaseException):
                 raise item
@@ -76,13 +89,25 @@ class StreamRun:
         try:
             while (request := await self._inbox.next()) is not None:
                 index += 1
+                if isinstance(request, MalformedMessage):
+                    log.warning("malformed StreamingRecognize message %d: %d bytes are not a valid %s",
+                                index, request.nbytes, request.type_name)
+                    raise SttError(ErrorCode.MALFORMED_MESSAGE, what=f"StreamingRecognize message {index}",
+                                   type_name=request.type_name, nbytes=request.nbytes)
                 which = request.WhichOneof("streaming_request")
                 if which != "audio_content":
                     raise SttError(ErrorCode.UNEXPECTED_MESSAGE, index=index, got=which or "nothing")
                 size = len(request.audio_content)
                 if size > self._max_message_bytes:
                     raise SttError(ErrorCode.MESSAGE_TOO_LARGE, nbytes=size, limit=self._max_message_bytes)
-                await self._feed_pcm(self._decode(request.audio_content))
+                try:
+                    pcm = self._decode(request.audio_content)
+                except SttError as exc:
+                    if exc.code is not ErrorCode.STREAM_TOO_LONG:
+                        raise
+                    self._after_final = exc  # finalise what was heard, then end with ERR1006
+                    break
+                await self._feed_pcm(pcm)
             await self._feed_pcm(self._decoder.flush())
             if self._decoder.received_sec == 0.0:
                 raise SttError(ErrorCode.EMPTY_STREAM, what="StreamingRecognize call")
@@ -124,7 +149,8 @@ class StreamRun:
             self._outbox.put_nowait(SttError(ErrorCode.MODEL_ERROR, reason=type(exc).__name__))
 
     def stop_input(self) -> None:
-        """Drain: treat the input as ended, so the open utterance gets its final."""
+        """Drain: treat the input as ended, so the open utterance gets its final (then ERR1026)."""
+        self._drained = True
         self._inbox.stop()
 
     async def close(self) -> None:

@@ -39,7 +39,9 @@ async def test_drain_finalises_open_stream_and_stops() -> None:
         assert (refused.code, refused.error_code) == (grpc.StatusCode.UNAVAILABLE, "ERR1020")
         outcome = await asyncio.wait_for(stream, timeout=10)
         keep_talking.clear()
-        assert outcome.code is grpc.StatusCode.OK
+        # the client never half-closed: its final comes first, then ERR1026 says where to resume
+        assert (outcome.code, outcome.error_code) == (grpc.StatusCode.UNAVAILABLE, "ERR1026")
+        assert float(outcome.trailing["stt-drain-truncated-at-sec"]) > 0
         finals = [r for resp in outcome.responses for r in resp.results if r.is_final]
         assert len(finals) == 1 and finals[0].alternatives[0].transcript.startswith("fake ")
         await asyncio.wait_for(serving, timeout=10)
