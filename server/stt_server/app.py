@@ -61,11 +61,13 @@ class SttServerApp:
         self._health = HealthStatus()
         self._grpc: grpc.aio.Server | None = None
         self._control: Any = None
+        self._rest: Any = None
         self._grpc_running = False
         self._shutdown = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
         self.grpc_port = 0
         self.http_port = 0
+        self.rest_port = 0  # stays 0 when server.rest_port is 0 (the REST API is off)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -83,6 +85,7 @@ class SttServerApp:
         self._grpc_running = True
         log.info("gRPC listening", extra={"host": self.config.server.grpc_host, "port": self.grpc_port})
         await self._start_control_plane()
+        await self._start_rest_api()
         self._sweeper = asyncio.create_task(self._sweep_sessions(), name="stt-session-sweeper")
         try:
             await self.engine.start()
@@ -101,6 +104,16 @@ class SttServerApp:
         self._control = ControlPlane(config=self.config, metrics=self.metrics, view=self)
         await self._control.start()
         self.http_port = int(self._control.port)
+
+    async def _start_rest_api(self) -> None:
+        if self.config.server.rest_port == 0:
+            return
+        from stt_server.rest.server import RestApi
+
+        self._rest = RestApi(config=self.config, metrics=self.metrics, admission=self.servicer, engine=self.engine,
+                             served_model=lambda: self.config.model.name)
+        await self._rest.start()
+        self.rest_port = int(self._rest.port)
 
     async def _sweep_sessions(self) -> None:
         # expiry also runs on every create/claim; the sweep keeps gauges honest on a quiet server
@@ -160,6 +173,9 @@ class SttServerApp:
             server, self._grpc = self._grpc, None
             await server.stop(1.0)
             self._grpc_running = False
+        if self._rest is not None:
+            rest, self._rest = self._rest, None
+            await rest.stop()
         if self._control is not None:
             control, self._control = self._control, None
             await control.stop()
@@ -209,6 +225,7 @@ class SttServerApp:
             "max_stream_duration_sec": self.config.server.max_stream_duration_sec,
             "grpc_port": self.grpc_port,
             "http_port": self.http_port,
+            "rest_port": self.rest_port,
             "uptime_sec": round(time.time() - self.started_at, 3),
         }
 

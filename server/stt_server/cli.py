@@ -17,7 +17,7 @@ from typing import Any
 from stt_server import __version__
 from stt_server.config import ConfigError, ServerConfig, load_config
 from stt_server.engine.errors import ModelLoadError
-from stt_server.logging_setup import configure_logging
+from stt_server.logging_setup import configure_logging, route_native_stderr
 
 log = logging.getLogger("stt_server")
 
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grpc-port", type=int, help="gRPC port, 0 = any free port (server.grpc_port)")
     parser.add_argument("--http-host", help="control plane bind address (server.http_host)")
     parser.add_argument("--http-port", type=int, help="control plane port (server.http_port)")
+    parser.add_argument("--rest-host", help="OpenAI-compatible REST API bind address (server.rest_host)")
+    parser.add_argument("--rest-port", type=int, help="REST API port, 0 = off (server.rest_port)")
     parser.add_argument("--model", help="model name (model.name) or a CTranslate2 model directory (model.path)")
     parser.add_argument("--device", help="auto | cpu | cuda (model.device)")
     parser.add_argument("--compute-type", help="auto, int8, float16, ... (model.compute_type)")
@@ -49,6 +51,8 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "server.grpc_port": args.grpc_port,
         "server.http_host": args.http_host,
         "server.http_port": args.http_port,
+        "server.rest_host": args.rest_host,
+        "server.rest_port": args.rest_port,
         "model.device": args.device,
         "model.compute_type": args.compute_type,
         "logging.format": args.log_format,
@@ -80,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"stt-server: {exc}", file=sys.stderr)
         return 2
+    if config.logging.format == "json":
+        route_native_stderr()  # gRPC core writes to fd 2 itself: keep stderr JSON lines (issue 13)
     configure_logging(fmt=config.logging.format, level=config.logging.level, file=config.logging.file,
                       file_max_bytes=config.logging.file_max_bytes, file_backups=config.logging.file_backups)
     try:

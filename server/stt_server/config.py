@@ -58,6 +58,10 @@ class ServerSettings(_Section):
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    # OpenAI-compatible REST API (docs/rest-api.md); 0 turns it off. It binds on rest_host.
+    rest_host: str = "0.0.0.0"
+    rest_port: int = Field(default=8080, ge=0, le=65535)
+    rest_max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_stream_duration_sec: float = Field(default=3600.0, gt=0)
     drain_grace_sec: float = Field(default=30.0, ge=0)

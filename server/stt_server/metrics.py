@@ -220,8 +220,11 @@ class ServerMetrics:
             "stt_errors", "Errors returned, by catalogue code and gRPC status", ["code", "grpc_status"],
             registry=r,
         )
+        # protocol: "grpc", or "rest" for the OpenAI-compatible HTTP API (its calls keep the gRPC status
+        # names of their catalogue codes, so error-ratio rules cover both protocols unchanged)
         self.grpc_requests = Counter(
-            "stt_grpc_requests", "gRPC calls finished, by method and status", ["method", "grpc_status"], registry=r
+            "stt_grpc_requests", "Recognition API calls finished, by method, status and protocol",
+            ["method", "grpc_status", "protocol"], registry=r
         )
 
         # State
@@ -238,8 +241,9 @@ class ServerMetrics:
         # Figures seeds 003 and 004 name, measured under their names; the rest of their names are
         # derived from the metrics above by SeedCompatCollector (metrics_compat.py).
         self.grpc_request_seconds = Histogram(
-            "grpc_request_duration_seconds", "Seconds per gRPC call (a stream: its whole life)",
-            ["service", "method"], buckets=(*FAST_BUCKETS, 5.0, 10.0, 30.0, 60.0, 300.0), registry=r,
+            "grpc_request_duration_seconds",
+            "Seconds per recognition API call (a stream: its whole life), by protocol (grpc, rest)",
+            ["service", "method", "protocol"], buckets=(*FAST_BUCKETS, 5.0, 10.0, 30.0, 60.0, 300.0), registry=r,
         )
         self.audio_load_seconds = Histogram(
             "whisper_audio_load_duration_seconds", "Seconds decoding and resampling request audio",

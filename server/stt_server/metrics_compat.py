@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from stt_server.metrics import ServerMetrics
 
 GRPC_SERVICE: Final = "sttfleet.v1.SpeechToText"
+REST_SERVICE: Final = "openai.v1.audio"  # the ``service`` label of REST calls (docs/rest-api.md)
+PROTOCOLS: Final = ("grpc", "rest")
 TRANSCRIPTION_METHODS: Final = frozenset({"Recognize", "StreamingRecognize"})
 RESULT_TYPES: Final = {"partial": "interim", "final": "final"}
 
@@ -82,11 +84,12 @@ class SeedCompatCollector(Collector):
         grpc = CounterMetricFamily("grpc_requests", "gRPC calls finished, by service, method and status",
                                    labels=["service", "method", "status"])
         for labels, value in requests:
-            grpc.add_metric([GRPC_SERVICE, labels["method"], labels["grpc_status"]], value)
+            if labels.get("protocol", "grpc") == "grpc":  # seed 004's family counts gRPC calls only
+                grpc.add_metric([GRPC_SERVICE, labels["method"], labels["grpc_status"]], value)
         yield grpc
         transcriptions = [(labels, value) for labels, value in requests if labels["method"] in TRANSCRIPTION_METHODS]
         yield CounterMetricFamily("whisper_transcription_requests",
-                                  "Recognize and StreamingRecognize calls finished",
+                                  "Recognize and StreamingRecognize calls finished (gRPC and REST)",
                                   value=sum(value for _, value in transcriptions))
         yield CounterMetricFamily("whisper_transcription_errors",
                                   "Recognize and StreamingRecognize calls that ended with an error",

@@ -57,21 +57,22 @@ def test_unreadable_api_keys_file_is_a_config_error(tmp_path: object) -> None:
 def test_missing_model_fails_startup_with_advice() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "stt_server.cli", "--grpc-host", "127.0.0.1", "--grpc-port", "0",
-         "--http-host", "127.0.0.1", "--http-port", "0", "--model", "large-v9"],
+         "--http-host", "127.0.0.1", "--http-port", "0", "--rest-port", "0", "--model", "large-v9"],
         capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
     assert "large-v9" in result.stderr and "model.path" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("which", ["--grpc-port", "--http-port"])
+@pytest.mark.parametrize("which", ["--grpc-port", "--http-port", "--rest-port"])
 def test_port_in_use_fails_startup(which: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        ports = {"--grpc-port": "0", "--http-port": "0", which: str(busy.getsockname()[1])}
+        ports = {"--grpc-port": "0", "--http-port": "0", "--rest-port": "0", which: str(busy.getsockname()[1])}
         result = subprocess.run(
             [sys.executable, "-m", "stt_server.cli", "--grpc-host", "127.0.0.1", "--http-host", "127.0.0.1",
+             "--rest-host", "127.0.0.1",
              *(arg for pair in ports.items() for arg in pair)],
             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
@@ -84,7 +85,7 @@ def server_process() -> Iterator[tuple[subprocess.Popen[str], int]]:
     env = {**os.environ, "STT_SERVER__DRAIN_GRACE_SEC": "4", "STT_LOGGING__FORMAT": "json"}
     process = subprocess.Popen(
         [sys.executable, "-m", "stt_server.cli", "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
-         "--http-host", "127.0.0.1", "--http-port", str(http_port)],
+         "--http-host", "127.0.0.1", "--http-port", str(http_port), "--rest-port", "0"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from stt_server.metrics import DecodeTiming, ServerMetrics
-from stt_server.metrics_compat import GRPC_SERVICE
+from stt_server.metrics_compat import GRPC_SERVICE, REST_SERVICE
 
 # Every seed 003 / 004 name stt-server can honestly serve (WebSocket and Redis ones it cannot).
 SEED_003 = ("whisper_transcription_requests", "whisper_transcription_errors", "whisper_transcription_duration_seconds",
@@ -37,8 +37,8 @@ def test_derived_names_follow_the_metrics_they_come_from() -> None:
     m = ServerMetrics()
     for method, status in (("Recognize", "OK"), ("StreamingRecognize", "OK"), ("StreamingRecognize", "OK"),
                            ("StreamingRecognize", "RESOURCE_EXHAUSTED"), ("CreateSession", "OK")):
-        m.grpc_requests.labels(method=method, grpc_status=status).inc()
-        m.grpc_request_seconds.labels(service=GRPC_SERVICE, method=method).observe(0.2)
+        m.grpc_requests.labels(method=method, grpc_status=status, protocol="grpc").inc()
+        m.grpc_request_seconds.labels(service=GRPC_SERVICE, method=method, protocol="grpc").observe(0.2)
     m.results.labels(kind="partial").inc(5)
     m.results.labels(kind="final").inc(2)
     m.record_decode(kind="partial", timing=DecodeTiming(0.0, 0.1, 0.2, 0.01), audio_seconds=1.0)
@@ -60,3 +60,18 @@ def test_derived_names_follow_the_metrics_they_come_from() -> None:
     assert abs(_value(m, "whisper_decode_duration_seconds_sum") - (0.31 + 0.72)) < 1e-9
     assert abs(_value(m, "whisper_processing_duration_seconds_sum") - 0.03) < 1e-9
     assert _value(m, "whisper_model_loaded") == 1 and _value(m, "transcription_sessions_active") == 3
+
+
+def test_rest_calls_count_as_transcriptions_but_not_as_seed_grpc_calls() -> None:
+    m = ServerMetrics()
+    m.grpc_requests.labels(method="Recognize", grpc_status="OK", protocol="grpc").inc()
+    m.grpc_requests.labels(method="Recognize", grpc_status="OK", protocol="rest").inc(2)
+    m.grpc_requests.labels(method="Recognize", grpc_status="INVALID_ARGUMENT", protocol="rest").inc()
+    m.grpc_request_seconds.labels(service=REST_SERVICE, method="Recognize", protocol="rest").observe(0.2)
+
+    assert _value(m, "grpc_requests_total", service=GRPC_SERVICE, method="Recognize", status="OK") == 1
+    assert m.registry.get_sample_value("grpc_requests_total", {"service": GRPC_SERVICE, "method": "Recognize",
+                                                               "status": "INVALID_ARGUMENT"}) is None
+    assert _value(m, "whisper_transcription_requests_total") == 4
+    assert _value(m, "whisper_transcription_errors_total") == 1
+    assert _value(m, "whisper_transcription_duration_seconds_count") == 1

@@ -197,7 +197,7 @@ async def test_prometheus_quantiles_after_real_streams(prometheus_factory, speec
     from stt_server.bench.load import LoadOptions, run_load
 
     config = build_config({
-        "server": {"grpc_host": "127.0.0.1", "grpc_port": 0, "http_host": "127.0.0.1", "http_port": 0},
+        "server": {"grpc_host": "127.0.0.1", "grpc_port": 0, "http_host": "127.0.0.1", "http_port": 0, "rest_port": 0},
         "auth": {"control_token": TOKEN}, "logging": {"format": "console"}, "model": {"device": "cpu"},
     })
     app = SttServerApp(config)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -190,8 +190,13 @@ class WhisperBackend:
         return self._model
 
     def transcribe(self, audio: np.ndarray, *, language: str | None, word_timestamps: bool = False,
-                   initial_prompt: str | None = None, prefix: str | None = None) -> Transcript:
-        """faster-whisper's own decode of ``audio`` (16 kHz float32); blocking, generator consumed here."""
+                   initial_prompt: str | None = None, prefix: str | None = None,
+                   on_segment: Callable[[TranscriptSegment], None] | None = None) -> Transcript:
+        """faster-whisper's own decode of ``audio`` (16 kHz float32); blocking, generator consumed here.
+
+        ``on_segment`` (called in this executor thread) sees each segment as the model finishes it,
+        so a caller can stream text before the whole file is decoded.
+        """
         model = self._require()
         segments, info = model.transcribe(
             audio, language=language, beam_size=self.beam_size, condition_on_previous_text=False,
@@ -203,6 +208,8 @@ class WhisperBackend:
                           for w in (segment.words or ()))
             out.append(TranscriptSegment(segment.text.strip(), float(segment.start), float(segment.end),
                                          float(segment.avg_logprob), words))
+            if on_segment is not None:
+                on_segment(out[-1])
         return Transcript(tuple(out), info.language)
 
     def transcribe_batch(self, items: Sequence[BatchItem]) -> list[Transcript]:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import numpy as np
 
-from stt_server.engine.backend import WhisperBackend
+from stt_server.engine.backend import TranscriptSegment, WhisperBackend
 from stt_server.engine.buffers import BufferLedger
 from stt_server.engine.recognizer import StreamRecognizer, StreamSettings
 from stt_server.engine.results import build_offline
@@ -138,8 +139,13 @@ class Engine:
         if self._streams.get(stream.session_id) is stream:
             del self._streams[stream.session_id]
 
-    async def recognize(self, audio: np.ndarray, *, options: StreamOptions) -> list[RecognitionResult]:
-        """Whole-clip decode through faster-whisper's own transcribe (queued as a final)."""
+    async def recognize(self, audio: np.ndarray, *, options: StreamOptions, prompt: str | None = None,
+                        on_segment: Callable[[TranscriptSegment], None] | None = None) -> list[RecognitionResult]:
+        """Whole-clip decode through faster-whisper's own transcribe (queued as a final).
+
+        ``prompt`` is Whisper's initial prompt; ``on_segment`` is called from the decode worker
+        thread with each segment as it is decoded (the REST API streams them as they come).
+        """
         if not self.loaded:
             raise SttError(ErrorCode.NOT_READY, reason="model not loaded")
         samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
@@ -148,7 +154,8 @@ class Engine:
         if options.language is not None and options.language not in self.backend.languages:
             raise SttError(ErrorCode.INVALID_CONFIG, reason=f"language {options.language!r} is not supported")
         job = DecodeJob(stream_id=f"offline-{id(samples)}", kind="offline", audio=samples, language=options.language,
-                        word_timestamps=options.word_time_offsets)
+                        word_timestamps=options.word_time_offsets, initial_prompt=prompt or None,
+                        on_segment=on_segment)
         outcome = await (await self.scheduler.submit_final(job))
         if outcome is None:
             raise SttError(ErrorCode.INTERNAL, reason="offline decode was dropped")

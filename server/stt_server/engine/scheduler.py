@@ -22,11 +22,17 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 
-from stt_server.engine.backend import FINAL_MARGIN_FRAMES, PARTIAL_MARGIN_FRAMES, BatchItem, Transcript
+from stt_server.engine.backend import (
+    FINAL_MARGIN_FRAMES,
+    PARTIAL_MARGIN_FRAMES,
+    BatchItem,
+    Transcript,
+    TranscriptSegment,
+)
 from stt_server.engine.errors import DecodeQueueFull, ModelError
 from stt_server.metrics import DecodeTiming, ServerMetrics
 
@@ -36,7 +42,8 @@ DEFAULT_FINAL_WAIT_SEC: Final = 30.0
 
 class BackendLike(Protocol):
     def transcribe(self, audio: np.ndarray, *, language: str | None, word_timestamps: bool = False,
-                   initial_prompt: str | None = None, prefix: str | None = None) -> Transcript: ...
+                   initial_prompt: str | None = None, prefix: str | None = None,
+                   on_segment: Callable[[TranscriptSegment], None] | None = None) -> Transcript: ...
 
     def transcribe_batch(self, items: list[BatchItem]) -> list[Transcript]: ...
 
@@ -71,6 +78,9 @@ class DecodeJob:
     utterance_index: int = 0
     buffer_wait: float = 0.0
     first: bool = False  # the utterance's first partial: ranked above refreshes of other streams
+    # offline only: Whisper's initial prompt, and a callback run (in the worker thread) per segment
+    initial_prompt: str | None = None
+    on_segment: Callable[[TranscriptSegment], None] | None = None
     future: asyncio.Future[DecodeOutcome | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     submitted_at: float = field(default_factory=time.monotonic)
     orphaned: bool = False
@@ -286,8 +296,13 @@ class DecodeScheduler:
         """Executor thread: one model call for the whole batch."""
         if len(batch) == 1 and not batch[0].batchable:
             job = batch[0]
+            extra: dict[str, Any] = {}  # only when asked, so backends without these keywords still work
+            if job.initial_prompt:
+                extra["initial_prompt"] = job.initial_prompt
+            if job.on_segment is not None:
+                extra["on_segment"] = job.on_segment
             return [self.backend.transcribe(job.audio, language=job.language, word_timestamps=job.word_timestamps,
-                                            prefix=job.prefix or None)]
+                                            prefix=job.prefix or None, **extra)]
         return self.backend.transcribe_batch(
             [BatchItem(audio=job.audio, language=job.language, prefix=job.prefix, word_timestamps=job.word_timestamps,
                        margin_frames=PARTIAL_MARGIN_FRAMES if job.kind == "partial" else FINAL_MARGIN_FRAMES)

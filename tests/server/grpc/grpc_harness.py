@@ -39,7 +39,9 @@ class RunningServer:
 
 def make_config(overrides: dict[str, Any] | None = None) -> Any:
     data: dict[str, Any] = {
-        "server": {"grpc_host": "127.0.0.1", "grpc_port": 0, "http_host": "127.0.0.1", "http_port": 0},
+        # rest_port 0: the REST API stays off unless a test asks for it (8080 would clash across tests)
+        "server": {"grpc_host": "127.0.0.1", "grpc_port": 0, "http_host": "127.0.0.1", "http_port": 0,
+                   "rest_port": 0},
         "logging": {"format": "console"},
     }
     for section, values in (overrides or {}).items():

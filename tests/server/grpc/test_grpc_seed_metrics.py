@@ -18,7 +18,7 @@ async def test_streams_and_recognize_count_chunks_audio_load_and_call_duration()
         assert chunks is not None and chunks >= 10  # 1 s of audio in 100 ms messages
         assert server.gauge("whisper_audio_load_duration_seconds_count", {"kind": "stream"}) == chunks
         assert server.gauge("whisper_audio_load_duration_seconds_count", {"kind": "offline"}) == 1
-        stream_calls = {"service": GRPC_SERVICE, "method": "StreamingRecognize"}
+        stream_calls = {"service": GRPC_SERVICE, "method": "StreamingRecognize", "protocol": "grpc"}
         assert server.gauge("grpc_request_duration_seconds_count", stream_calls) == 1
         assert (server.gauge("grpc_request_duration_seconds_sum", stream_calls) or 0) > 0
         assert server.gauge("transcription_sessions_total", {"status": "OK"}) == 1
