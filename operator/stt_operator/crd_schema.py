@@ -185,6 +185,11 @@ def _monitoring() -> dict[str, Any]:
         "bufferUsagePercent": _percent("global buffer use", 90),
         "sessionChurnPer5m": integer("sessions created per 5 minutes", minimum=1, default=200),
         "decodeQueueSaturationPercent": _percent("decode_pending / cap", 90),
+        "decodeP99Seconds": _seconds("decode total time P99 (stt_decode_phase_seconds)", 2.0),
+        "availabilityPercent": _percent("calls without a server fault over 1h", 99),
+        "memoryUsagePercent": _percent("resident memory / container memory limit", 80),
+        "certExpiryDays": number("alert when the TLS certificate expires within this many days", minimum=0,
+                                 default=14, exclusive_minimum=True),
     }, default={})
     return obj({
         "serviceMonitor": obj({"enabled": boolean(default=True),

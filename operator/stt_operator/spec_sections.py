@@ -99,6 +99,10 @@ class Thresholds:
     buffer_usage_percent: float = 90.0
     session_churn_per_5m: int = 200
     decode_queue_saturation_percent: float = 90.0
+    decode_p99_seconds: float = 2.0
+    availability_percent: float = 99.0
+    memory_usage_percent: float = 80.0
+    cert_expiry_days: float = 14.0
 
 
 @dataclass(frozen=True)
@@ -229,6 +233,10 @@ def parse_monitoring(r: Reader) -> MonitoringSpec:
         buffer_usage_percent=pct("bufferUsagePercent", d.buffer_usage_percent),
         session_churn_per_5m=t.integer("sessionChurnPer5m", d.session_churn_per_5m, minimum=1),
         decode_queue_saturation_percent=pct("decodeQueueSaturationPercent", d.decode_queue_saturation_percent),
+        decode_p99_seconds=seconds("decodeP99Seconds", d.decode_p99_seconds),
+        availability_percent=pct("availabilityPercent", d.availability_percent),
+        memory_usage_percent=pct("memoryUsagePercent", d.memory_usage_percent),
+        cert_expiry_days=t.number("certExpiryDays", d.cert_expiry_days, minimum=0, exclusive_minimum=True),
     )
     interval = sm.string("interval", "30s")
     if not interval or not interval[:-1].isdigit() or interval[-1] not in "smh":

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from stt_operator.builders import build_prometheusrule
+from stt_operator.builders.prometheusrule import SERVER_ERROR_STATUSES, SHED_STATUSES, memory_limit_bytes
 from stt_operator.spec import SttServerSpec, parse_spec
 
 PROMTOOL = shutil.which("promtool")
@@ -96,3 +97,39 @@ def test_every_alert_is_tested_and_complete() -> None:
         assert {"summary", "description", "runbook_url"} <= alert["annotations"].keys()
         assert alert["annotations"]["runbook_url"] == f"https://runbooks.example/stt#{alert['alert'].lower()}"
         assert 'namespace="speech", job="stt-a"' in alert["expr"]
+
+
+def test_server_fault_statuses_match_the_error_catalogue() -> None:
+    """Only catalogue codes that are the server's fault may land in the availability numerator."""
+    from stt_server.errors import CATALOGUE, ErrorCode
+
+    faults = set(SERVER_ERROR_STATUSES.split("|"))
+    server_codes = {code for code, entry in CATALOGUE.items() if entry.status.name in faults}
+    assert {ErrorCode.MODEL_ERROR, ErrorCode.INTERNAL} <= server_codes
+    client_codes = {ErrorCode.IDLE_TIMEOUT} | {code for code, entry in CATALOGUE.items()
+                                               if entry.status.name == "INVALID_ARGUMENT"}
+    assert len(client_codes) > 5 and not client_codes & server_codes
+    assert not set(SHED_STATUSES.split("|")) & faults
+
+
+def test_memory_alert_follows_the_container_limit_and_threshold() -> None:
+    def memory_rule(**spec: Any) -> dict[str, Any] | None:
+        parsed = parse_spec({"metadata": {"name": "stt-a", "namespace": "speech"}, "spec": {"image": "img", **spec}})
+        return next((r for r in build_prometheusrule(parsed)["spec"]["groups"][1]["rules"]
+                     if r["alert"] == "SttMemoryHigh"), None)
+
+    default = memory_rule()
+    assert default is not None and default["expr"].endswith("> 3435973836.8")
+    custom = memory_rule(resources={"limits": {"memory": "512Mi"}},
+                         monitoring={"prometheusRule": {"thresholds": {"memoryUsagePercent": 50}}})
+    assert custom is not None and custom["expr"].endswith(f"> {256 * 2**20}")
+    assert memory_rule(resources={"requests": {"memory": "1Gi"}}) is None  # no limit, nothing to compare
+    assert memory_limit_bytes(rules_spec()) == 4 * 2**30
+
+
+def test_new_thresholds_reach_the_expressions() -> None:
+    rules = {r["alert"]: r for r in build_prometheusrule(rules_spec(
+        decodeP99Seconds=0.75, availabilityPercent=99.9, certExpiryDays=30))["spec"]["groups"][1]["rules"]}
+    assert rules["SttDecodeLatencyHigh"]["expr"].endswith("> 0.75")
+    assert rules["SttAvailabilityLow"]["expr"].endswith("< 0.999")
+    assert rules["SttTlsCertExpiringSoon"]["expr"].endswith(f"< {30 * 86400}")
