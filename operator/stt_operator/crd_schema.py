@@ -253,6 +253,37 @@ def _network_policy() -> dict[str, Any]:
     }, description="ingress NetworkPolicy: clients -> gRPC, operator and Prometheus -> HTTP")
 
 
+def _server() -> dict[str, Any]:
+    """`spec.server` (stt_operator.spec_server): tuning the server; extraConfig reaches every other key."""
+    vad = number("speech probability that counts as voice", minimum=0, maximum=1, default=0.5,
+                 exclusive_minimum=True)
+    vad["exclusiveMaximum"] = True
+    return obj({
+        "enableGpuMetrics": boolean("NVML figures in /system and the VRAM gauge (default: on when gpu > 0)"),
+        "publicHealth": string("detail of unauthenticated /health/*", enum=["full", "minimal"], default="full"),
+        "logging": obj({
+            "level": string(enum=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], default="INFO"),
+            "format": string(enum=["json", "console"], default="json"),
+            "file": string("also write JSON lines to this file (/tmp is writable)", min_length=2, pattern="^/"),
+            "fileMaxBytes": integer("rotate the file at this size", minimum=1024, default=52428800),
+            "fileBackups": integer("rotated files kept", minimum=0, maximum=100, default=3),
+        }, default={}),
+        "streaming": obj({
+            "maxBatchSize": integer("utterances decoded in one model call", minimum=1, maximum=64, default=8),
+            "vadThreshold": vad,
+            "speechStartMs": integer("voice needed before an utterance starts", minimum=0, maximum=10000,
+                                     default=200),
+        }, default={}, description="endpointing and batching (partials and end silence: spec.limits)"),
+        "decoding": obj({
+            "cpuThreads": integer("CTranslate2 threads per worker, 0 = every core", minimum=0, maximum=256, default=0),
+            "numWorkers": integer("concurrent model calls", minimum=1, maximum=64, default=2),
+            "beamSize": integer("1 = greedy", minimum=1, maximum=10, default=1),
+        }, default={}),
+        "extraConfig": free_object("any other server config key, dotted (limits.session_ttl_sec: 600) or as "
+                                   "nested sections; checked against the server's config schema"),
+    }, default={}, description="server settings rendered into config.yaml (docs/operator.md)")
+
+
 def name_rules() -> list[dict[str, str]]:
     """Root-level rules on `metadata.name` (CEL may read it only at the root): children are named after it."""
     return validations([
@@ -298,6 +329,7 @@ def spec_schema() -> dict[str, Any]:
         "replicas": integer("pods when autoscaling is off", minimum=0, maximum=1000, default=1),
         "autoscaling": _autoscaling(),
         "networkPolicy": _network_policy(),
+        "server": _server(),
     }, required=["image"], rules=[
         ("!(self.device == 'cpu' && self.gpu > 0)", "device cpu cannot use GPUs"),
         ("self.device != 'cuda' || self.gpu >= 1", "device cuda needs gpu >= 1"),

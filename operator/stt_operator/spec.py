@@ -32,9 +32,10 @@ from stt_operator.spec_sections import (
     parse_service,
     parse_storage,
 )
+from stt_operator.spec_server import ServerTuningSpec, parse_server
 
 __all__ = [
-    "AutoscalingSpec", "LimitsSpec", "ModelSpec", "MonitoringSpec", "NetworkPolicySpec", "SecretsSpec", "ServiceSpec",
+    "AutoscalingSpec", "LimitsSpec", "ModelSpec", "MonitoringSpec", "NetworkPolicySpec", "SecretsSpec", "ServerTuningSpec", "ServiceSpec",
     "SpecError", "StorageSpec", "SttServerSpec", "parse_spec",
 ]
 
@@ -83,6 +84,7 @@ class SttServerSpec:
     replicas: int = 1
     autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
     network_policy: NetworkPolicySpec = field(default_factory=NetworkPolicySpec)
+    server: ServerTuningSpec = field(default_factory=ServerTuningSpec)
 
 
 def parse_spec(body: Mapping[str, Any]) -> SttServerSpec:
@@ -138,6 +140,7 @@ def parse_spec(body: Mapping[str, Any]) -> SttServerSpec:
         replicas=spec.integer("replicas", 1, minimum=0, maximum=1000),
         autoscaling=parse_autoscaling(spec.child("autoscaling")),
         network_policy=parse_network_policy(spec.child("networkPolicy")),
+        server=parse_server(spec.child("server")),
     )
 
 

@@ -24,14 +24,16 @@ def test_configmap_renders_the_server_config_keys() -> None:
     assert config["server"] == {"grpc_host": "0.0.0.0", "grpc_port": 6000, "http_host": "0.0.0.0",
                                 "http_port": 6001, "max_stream_duration_sec": 600, "drain_grace_sec": 45,
                                 "tls": {"cert_file": None, "key_file": None}}
-    assert config["model"] == {"name": "tiny.en", "path": None, "device": "auto", "compute_type": "auto"}
+    assert config["model"] == {"name": "tiny.en", "path": None, "device": "auto", "compute_type": "auto",
+                               "cpu_threads": 0, "num_workers": 2, "beam_size": 1}
     build_config(config)  # the server itself accepts it
 
 
 def test_gpu_sample_config_points_at_mounted_model_secrets_and_tls() -> None:
     config = yaml.safe_load(build_configmap(sample("gpu-production.yaml"))["data"]["config.yaml"])
     assert config["model"] == {"name": "large-v3", "path": "/models/faster-whisper-large-v3", "device": "cuda",
-                               "compute_type": "float16"}
+                               "compute_type": "float16", "cpu_threads": 0, "num_workers": 2, "beam_size": 1}
+    assert config["metrics"] == {"enable_gpu_metrics": True}  # spec.server leaves it unset; the pod has a GPU
     assert config["auth"]["api_keys_file"] == "/etc/stt-secrets/api-keys/keys.txt"
     assert config["server"]["tls"] == {"cert_file": "/etc/stt-secrets/tls/tls.crt",
                                        "key_file": "/etc/stt-secrets/tls/tls.key"}
