@@ -1,4 +1,5 @@
-"""`stt-operator run`: start the kopf operator for SttServer resources; `release-finalizers`: uninstall aid.
+"""`stt-operator run`: start the kopf operator for SttServer resources; `release-finalizers`: uninstall aid;
+`dashboard`: print the Grafana dashboard (docs/dashboards.md).
 
 Credentials come from KUBECONFIG (or ~/.kube/config) or the in-cluster service account, both for
 kopf's own login and for the operator's API client. `--leader-election NAMESPACE/NAME` lets several
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scope(release)
     release.add_argument("--stop-deployment", metavar="NAMESPACE/NAME",
                          help="first scale this operator Deployment to 0 and wait for its pods to go")
+    dashboard = commands.add_parser(
+        "dashboard", help="print the Grafana dashboard JSON (or, with --configmap, the operator's ConfigMap)")
+    dashboard.add_argument("--namespace", "-n", help="preselect this SttServer's namespace (with --name)")
+    dashboard.add_argument("--name", help="preselect this SttServer (its own dashboard uid and title)")
+    dashboard.add_argument("--configmap", action="store_true",
+                           help="print the ConfigMap (YAML) the operator renders for --namespace/--name")
     return parser
 
 
@@ -49,6 +56,9 @@ def _add_scope(command: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command == "dashboard":
+        print(_dashboard(args), end="")
+        return
     if args.command == "release-finalizers":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         asyncio.run(_release(args))
@@ -63,6 +73,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     kopf.run(standalone=True, namespaces=args.namespace, clusterwide=not args.namespace,
              liveness_endpoint=args.liveness)
+
+
+def _dashboard(args: argparse.Namespace) -> str:
+    """The dashboard JSON, or the ConfigMap the operator would render for one SttServer."""
+    from stt_operator.dashboards import dashboard_json
+
+    if (args.namespace is None) != (args.name is None) or (args.configmap and args.name is None):
+        raise SystemExit("stt-operator dashboard: --namespace and --name go together (and --configmap needs both)")
+    if not args.configmap:
+        return dashboard_json(namespace=args.namespace, sttserver=args.name)
+    import yaml
+
+    from stt_operator.builders import build_grafana_dashboard
+    from stt_operator.spec import parse_spec
+
+    spec = parse_spec({"metadata": {"name": args.name, "namespace": args.namespace},
+                       "spec": {"image": "unused", "monitoring": {"grafanaDashboard": {"enabled": True}}}})
+    return str(yaml.safe_dump(build_grafana_dashboard(spec), sort_keys=False))
 
 
 async def _release(args: argparse.Namespace) -> None:

@@ -199,6 +199,11 @@ def _monitoring() -> dict[str, Any]:
                                "labels": label_map("extra labels so a Prometheus selects it"),
                                "runbookBaseURL": string("alerts link <runbookBaseURL>#<alert name>"),
                                "thresholds": thresholds}, default={}),
+        "grafanaDashboard": obj({
+            "enabled": boolean(default=False),
+            "labels": label_map("extra labels on the ConfigMap (grafana_dashboard: \"1\" is always set)"),
+            "folder": string("Grafana folder, as the grafana_folder annotation the sidecar's folderAnnotation reads"),
+        }, default={}, description="a ConfigMap with this SttServer's dashboard for Grafana's sidecar"),
     }, default={})
 
 

@@ -130,6 +130,8 @@ class Reconciler:
         apis, note = await self.monitoring_apis()
         children = build_children(spec, monitoring_apis=apis, operator_namespace=self.operator_namespace)
         by_kind = {c["kind"]: c for c in children}
+        # Two children may share a kind (the server's ConfigMap and the dashboard's): match by name too.
+        wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
         current_deployment = await self.api.get_or_none(deploy_path)
         replicas = desired_replicas(spec, current_deployment)
         for child in children:
@@ -148,8 +150,7 @@ class Reconciler:
                      if v[0] != "monitoring.coreos.com/v1" or v[1] in apis}
             for stale in await owned_children(self.api, owner_uid=body["metadata"]["uid"], namespace=namespace,
                                               instance=name, kinds=kinds):
-                wanted = by_kind.get(stale["kind"])
-                if wanted is None or wanted["metadata"]["name"] != stale["metadata"]["name"]:
+                if (stale["kind"], stale["metadata"]["name"]) not in wanted:
                     api_version, plural = CHILD_KINDS[stale["kind"]]
                     await self.api.delete(resource_path(api_version, plural, namespace=namespace,
                                                         name=stale["metadata"]["name"]))

@@ -106,6 +106,15 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class GrafanaDashboardSpec:
+    """`monitoring.grafanaDashboard`: a ConfigMap Grafana's dashboard sidecar loads."""
+
+    enabled: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    folder: str | None = None
+
+
+@dataclass(frozen=True)
 class MonitoringSpec:
     service_monitor: bool = True
     interval: str = "30s"
@@ -114,6 +123,7 @@ class MonitoringSpec:
     prometheus_rule_labels: Mapping[str, str] = field(default_factory=dict)
     runbook_base_url: str = "https://github.com/stt-fleet/stt-fleet/blob/main/docs/slo.md"
     thresholds: Thresholds = Thresholds()
+    grafana_dashboard: GrafanaDashboardSpec = GrafanaDashboardSpec()
 
 
 @dataclass(frozen=True)
@@ -247,7 +257,14 @@ def parse_monitoring(r: Reader) -> MonitoringSpec:
         prometheus_rule=pr.boolean("enabled", True), prometheus_rule_labels=_labels(pr, "labels"),
         runbook_base_url=pr.string("runbookBaseURL", MonitoringSpec().runbook_base_url).rstrip("/"),
         thresholds=thresholds,
+        grafana_dashboard=parse_grafana_dashboard(r.child("grafanaDashboard")),
     )
+
+
+def parse_grafana_dashboard(r: Reader) -> GrafanaDashboardSpec:
+    folder = r.optional_string("folder")
+    return GrafanaDashboardSpec(enabled=r.boolean("enabled", False), labels=_labels(r, "labels"),
+                                folder=folder.strip() or None if folder is not None else None)
 
 
 def parse_autoscaling(r: Reader) -> AutoscalingSpec:

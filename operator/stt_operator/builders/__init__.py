@@ -6,6 +6,7 @@ from typing import Any
 
 from stt_operator.builders.configmap import build_configmap
 from stt_operator.builders.deployment import build_deployment
+from stt_operator.builders.grafana_dashboard import build_grafana_dashboard
 from stt_operator.builders.networkpolicy import build_networkpolicy
 from stt_operator.builders.pdb import build_pdb
 from stt_operator.builders.prometheusrule import build_prometheusrule
@@ -13,8 +14,8 @@ from stt_operator.builders.service import build_service
 from stt_operator.builders.servicemonitor import build_servicemonitor
 from stt_operator.spec import SttServerSpec
 
-__all__ = ["build_children", "build_configmap", "build_deployment", "build_networkpolicy", "build_pdb",
-           "build_prometheusrule", "build_service", "build_servicemonitor"]
+__all__ = ["build_children", "build_configmap", "build_deployment", "build_grafana_dashboard", "build_networkpolicy",
+           "build_pdb", "build_prometheusrule", "build_service", "build_servicemonitor"]
 
 
 def build_children(spec: SttServerSpec, *, monitoring_apis: frozenset[str],
@@ -35,6 +36,9 @@ def build_children(spec: SttServerSpec, *, monitoring_apis: frozenset[str],
         children.append(build_servicemonitor(spec))
     if spec.monitoring.prometheus_rule and "prometheusrules" in monitoring_apis:
         children.append(build_prometheusrule(spec))
+    if spec.monitoring.grafana_dashboard.enabled:
+        # A plain ConfigMap: Grafana's sidecar needs no API of its own in the cluster.
+        children.append(build_grafana_dashboard(spec))
     policy = build_networkpolicy(spec, operator_namespace=operator_namespace)
     if policy is not None:
         children.append(policy)
