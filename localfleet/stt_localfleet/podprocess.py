@@ -47,9 +47,12 @@ def container_argv(container: Mapping[str, Any], image: LocalImage, env: Mapping
     argv = [*command, *args]
     if image.program == "stt-server" and argv[0] == image.entrypoint[0]:
         # Pods share the cluster network: the server binds only its own pod IP.
-        argv += ["--grpc-host", address, "--http-host", address,
+        argv += ["--grpc-host", address, "--http-host", address, "--rest-host", address,
                  "--grpc-port", str(named_port(container, "grpc", DEFAULT_GRPC_PORT)),
                  "--http-port", str(named_port(container, "http", DEFAULT_HTTP_PORT))]
+        rest = named_port(container, "rest", 0)
+        if rest:  # else the config decides (the operator's ConfigMap says 0 when restPort is 0)
+            argv += ["--rest-port", str(rest)]
     return argv
 
 

@@ -148,9 +148,22 @@ def _service() -> dict[str, Any]:
         "httpPort": integer("HTTP control plane port", default=8000, **port),
         "nodePort": integer("fixed node port for gRPC (NodePort only)", **node_port),
         "httpNodePort": integer("fixed node port for HTTP (NodePort only)", **node_port),
+        "restPort": integer("OpenAI-compatible REST API port (service and container); 0 turns the API off",
+                            default=8080, minimum=0, maximum=65535),
+        "restNodePort": integer("fixed node port for the REST API (NodePort only)", **node_port),
     }, default={}, rules=[
         ("(has(self.type) && self.type == 'NodePort') || (!has(self.nodePort) && !has(self.httpNodePort))",
          "nodePort and httpNodePort are only allowed with type NodePort"),
+        ("(has(self.type) && self.type == 'NodePort') || !has(self.restNodePort)",
+         "restNodePort is only allowed with type NodePort"),
+        (("!has(self.restPort) || ((!has(self.grpcPort) || self.restPort != self.grpcPort) && "
+          "(!has(self.httpPort) || self.restPort != self.httpPort))"),
+         "restPort must differ from grpcPort and httpPort"),
+        (("!has(self.restNodePort) || ((!has(self.nodePort) || self.restNodePort != self.nodePort) && "
+          "(!has(self.httpNodePort) || self.restNodePort != self.httpNodePort))"),
+         "restNodePort must differ from nodePort and httpNodePort"),
+        ("!has(self.restNodePort) || !has(self.restPort) || self.restPort != 0",
+         "restNodePort needs the REST API on (restPort other than 0)"),
         ("!has(self.grpcPort) || !has(self.httpPort) || self.grpcPort != self.httpPort",
          "grpcPort and httpPort must differ"),
         ("!has(self.nodePort) || !has(self.httpNodePort) || self.nodePort != self.httpNodePort",
@@ -250,12 +263,14 @@ def _network_policy() -> dict[str, Any]:
         "grpcFrom": {**_policy_peers("who may reach the gRPC port; leave out to admit every client"),
                      "minItems": 1},
         "httpFrom": _policy_peers("more peers for the HTTP port, besides the operator and Prometheus"),
+        "restFrom": {**_policy_peers("who may reach the REST API port; leave out to admit every client"),
+                     "minItems": 1},
         "operatorNamespace": string("namespace of the operator (default: the one it runs in)", min_length=1,
                                     pattern="^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
         "prometheusNamespaceSelector": _policy_label_selector(
             "namespaces of the Prometheus that scrapes /metrics",
             default={"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}),
-    }, description="ingress NetworkPolicy: clients -> gRPC, operator and Prometheus -> HTTP")
+    }, description="ingress NetworkPolicy: clients -> gRPC and REST, operator and Prometheus -> HTTP")
 
 
 def _server() -> dict[str, Any]:

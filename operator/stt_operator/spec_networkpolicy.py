@@ -36,6 +36,7 @@ class NetworkPolicySpec:
     enabled: bool = False
     grpc_from: tuple[Mapping[str, Any], ...] | None = None
     http_from: tuple[Mapping[str, Any], ...] = ()
+    rest_from: tuple[Mapping[str, Any], ...] | None = None  # None: every client, as grpc_from
     operator_namespace: str | None = None
     prometheus_namespace_selector: Mapping[str, Any] = field(
         default_factory=lambda: {"matchLabels": dict(DEFAULT_PROMETHEUS_SELECTOR["matchLabels"])})
@@ -45,6 +46,9 @@ def parse_network_policy(r: Reader) -> NetworkPolicySpec:
     grpc_from = _peers(r, "grpcFrom") if r.has("grpcFrom") else None
     if grpc_from is not None and not grpc_from:
         raise SpecError(f"{r.path}.grpcFrom", "must list at least one peer; leave it out to let every client in")
+    rest_from = _peers(r, "restFrom") if r.has("restFrom") else None
+    if rest_from is not None and not rest_from:
+        raise SpecError(f"{r.path}.restFrom", "must list at least one peer; leave it out to let every client in")
     operator_namespace = r.optional_string("operatorNamespace")
     if operator_namespace is not None and (len(operator_namespace) > 63
                                            or not re.fullmatch(NAMESPACE_PATTERN, operator_namespace)):
@@ -52,7 +56,8 @@ def parse_network_policy(r: Reader) -> NetworkPolicySpec:
     prometheus = (label_selector(r.child("prometheusNamespaceSelector"))
                   if r.has("prometheusNamespaceSelector") else NetworkPolicySpec().prometheus_namespace_selector)
     return NetworkPolicySpec(enabled=r.boolean("enabled", False), grpc_from=grpc_from,
-                             http_from=_peers(r, "httpFrom"), operator_namespace=operator_namespace,
+                             http_from=_peers(r, "httpFrom"), rest_from=rest_from,
+                             operator_namespace=operator_namespace,
                              prometheus_namespace_selector=prometheus)
 
 

@@ -45,6 +45,8 @@ class ServiceSpec:
     http_port: int = 8000
     node_port: int | None = None
     http_node_port: int | None = None
+    rest_port: int = 8080  # the OpenAI-compatible REST API; 0 turns it off
+    rest_node_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -157,17 +159,25 @@ def parse_service(r: Reader) -> ServiceSpec:
     kind = r.enum("type", "ClusterIP", SERVICE_TYPES)
     node_port = r.optional_integer("nodePort", minimum=30000, maximum=32767)
     http_node_port = r.optional_integer("httpNodePort", minimum=30000, maximum=32767)
-    for key, value in (("nodePort", node_port), ("httpNodePort", http_node_port)):
+    rest_node_port = r.optional_integer("restNodePort", minimum=30000, maximum=32767)
+    for key, value in (("nodePort", node_port), ("httpNodePort", http_node_port), ("restNodePort", rest_node_port)):
         if value is not None and kind != "NodePort":
             raise SpecError(f"{r.path}.{key}", "is only allowed with type NodePort")
     if node_port is not None and node_port == http_node_port:
         raise SpecError(f"{r.path}.httpNodePort", "must differ from nodePort")
+    if rest_node_port is not None and rest_node_port in (node_port, http_node_port):
+        raise SpecError(f"{r.path}.restNodePort", "must differ from nodePort and httpNodePort")
     grpc_port = r.integer("grpcPort", 50051, minimum=1, maximum=65535)
     http_port = r.integer("httpPort", 8000, minimum=1, maximum=65535)
     if grpc_port == http_port:
         raise SpecError(f"{r.path}.httpPort", "must differ from grpcPort")
+    rest_port = r.integer("restPort", 8080, minimum=0, maximum=65535)
+    if rest_port in (grpc_port, http_port):
+        raise SpecError(f"{r.path}.restPort", "must differ from grpcPort and httpPort")
+    if rest_port == 0 and rest_node_port is not None:
+        raise SpecError(f"{r.path}.restNodePort", "needs the REST API on (restPort other than 0)")
     return ServiceSpec(type=kind, grpc_port=grpc_port, http_port=http_port, node_port=node_port,
-                       http_node_port=http_node_port)
+                       http_node_port=http_node_port, rest_port=rest_port, rest_node_port=rest_node_port)
 
 
 def parse_limits(r: Reader) -> LimitsSpec:

@@ -58,7 +58,9 @@ def test_stt_server_binds_the_pod_address_and_named_ports() -> None:
                  "ports": [{"name": "grpc", "containerPort": 50052}, {"name": "http", "containerPort": 8001}]}
     assert container_argv(container, SERVER, {}, address="10.244.0.5") == [
         "/venv/bin/stt-server", "--config", "/etc/stt/config.yaml", "--grpc-host", "10.244.0.5",
-        "--http-host", "10.244.0.5", "--grpc-port", "50052", "--http-port", "8001"]
+        "--http-host", "10.244.0.5", "--rest-host", "10.244.0.5", "--grpc-port", "50052", "--http-port", "8001"]
+    with_rest = {**container, "ports": [*container["ports"], {"name": "rest", "containerPort": 8081}]}
+    assert container_argv(with_rest, SERVER, {}, address="10.244.0.5")[-2:] == ["--rest-port", "8081"]
     # No command: the image's entrypoint; a command that is not the server gets no flags.
     assert container_argv({}, SERVER, {}, address="10.244.0.5")[:2] == ["/venv/bin/stt-server", "--grpc-host"]
     assert container_argv({"command": ["python3", "-c", "pass"]}, SERVER, {}, address="a") == ["python3", "-c", "pass"]

@@ -125,6 +125,12 @@ CEL_BREAKERS: dict[str, dict[str, Any]] = {
     "grpcPort and httpPort must differ": {"service": {"grpcPort": 9000, "httpPort": 9000}},
     "nodePort and httpNodePort must differ": {"service": {"type": "NodePort", "nodePort": 30001,
                                                           "httpNodePort": 30001}},
+    "restNodePort is only allowed with type NodePort": {"service": {"restNodePort": 30003}},
+    "restPort must differ from grpcPort and httpPort": {"service": {"restPort": 8000}},
+    "restNodePort must differ from nodePort and httpNodePort": {"service": {"type": "NodePort", "nodePort": 30001,
+                                                                            "restNodePort": 30001}},
+    "restNodePort needs the REST API on (restPort other than 0)": {"service": {"type": "NodePort", "restPort": 0,
+                                                                               "restNodePort": 30003}},
     "minReplicas must be <= maxReplicas": {"autoscaling": {"minReplicas": 3, "maxReplicas": 2}},
     ("label keys are [prefix/]name: prefix a DNS subdomain, name at most 63 characters of letters, digits, '-', "
      "'_' and '.', starting and ending with a letter or digit"): {"nodeSelector": {"bad key": "x"}},

@@ -27,6 +27,7 @@ def server_config(spec: SttServerSpec) -> dict[str, Any]:
     typed = {
         "server": {"grpc_host": "0.0.0.0", "grpc_port": spec.service.grpc_port,
                    "http_host": "0.0.0.0", "http_port": spec.service.http_port,
+                   "rest_host": "0.0.0.0", "rest_port": spec.service.rest_port,
                    "max_stream_duration_sec": limits.max_stream_duration_seconds,
                    "drain_grace_sec": spec.drain_grace_seconds, "tls": tls},
         "model": {"name": spec.model.name, "path": model_path, "device": spec.device,

@@ -83,7 +83,9 @@ def _container(spec: SttServerSpec) -> dict[str, Any]:
         "imagePullPolicy": spec.image_pull_policy,
         "command": ["stt-server", "--config", CONFIG_FILE],
         "ports": [{"name": "grpc", "containerPort": spec.service.grpc_port, "protocol": "TCP"},
-                  {"name": "http", "containerPort": spec.service.http_port, "protocol": "TCP"}],
+                  {"name": "http", "containerPort": spec.service.http_port, "protocol": "TCP"},
+                  *([{"name": "rest", "containerPort": spec.service.rest_port, "protocol": "TCP"}]
+                    if spec.service.rest_port else [])],
         "env": _env(spec),
         "resources": _resources(spec),
         "volumeMounts": _mounts(spec),

@@ -2,7 +2,8 @@
 
 In a namespace with a default-deny ingress policy the operator's autoscaler could not scrape the
 pods' control plane and Prometheus could not read `/metrics`; this policy opens exactly what the
-fleet needs: the gRPC port to clients, the HTTP port to the operator's and Prometheus' namespaces.
+fleet needs: the gRPC and REST ports to clients (`restFrom` narrows the REST one), the HTTP port to
+the operator's and Prometheus' namespaces.
 Traffic from the node (kubelet probes) is always allowed by NetworkPolicy semantics.
 """
 
@@ -36,8 +37,14 @@ def build_networkpolicy(spec: SttServerSpec, *, operator_namespace: str | None) 
     http_from.append({"namespaceSelector": copy.deepcopy(dict(policy.prometheus_namespace_selector))})
     http_from.extend(copy.deepcopy(dict(p)) for p in policy.http_from)
     http = {"from": http_from, "ports": [{"protocol": "TCP", "port": spec.service.http_port}]}
+    ingress = [grpc, http]
+    if spec.service.rest_port:
+        rest: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": spec.service.rest_port}]}
+        if policy.rest_from is not None:  # no `from`: every client, like the gRPC port
+            rest["from"] = [copy.deepcopy(dict(p)) for p in policy.rest_from]
+        ingress.append(rest)
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": metadata(spec),
         "spec": {"podSelector": {"matchLabels": selector_labels(spec)}, "policyTypes": ["Ingress"],
-                 "ingress": [grpc, http]},
+                 "ingress": ingress},
     }

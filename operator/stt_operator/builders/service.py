@@ -1,4 +1,4 @@
-"""The Service in front of the server pods: gRPC and HTTP, ClusterIP or NodePort."""
+"""The Service in front of the server pods: gRPC, HTTP and the REST API, ClusterIP or NodePort."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ def build_service(spec: SttServerSpec) -> dict[str, Any]:
                             "appProtocol": "grpc"}
     http: dict[str, Any] = {"name": "http", "port": svc.http_port, "targetPort": "http", "protocol": "TCP",
                             "appProtocol": "http"}
+    ports = [grpc, http]
+    if svc.rest_port:  # the OpenAI-compatible REST API (0: off)
+        ports.append({"name": "rest", "port": svc.rest_port, "targetPort": "rest", "protocol": "TCP",
+                      "appProtocol": "http"})
     if svc.type == "NodePort":
-        if svc.node_port is not None:
-            grpc["nodePort"] = svc.node_port
-        if svc.http_node_port is not None:
-            http["nodePort"] = svc.http_node_port
+        for port, node_port in zip(ports, (svc.node_port, svc.http_node_port, svc.rest_node_port)):
+            if node_port is not None:
+                port["nodePort"] = node_port
     return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(spec),
-            "spec": {"type": svc.type, "selector": selector_labels(spec), "ports": [grpc, http]}}
+            "spec": {"type": svc.type, "selector": selector_labels(spec), "ports": ports}}

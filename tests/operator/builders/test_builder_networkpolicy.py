@@ -37,22 +37,25 @@ def test_defaults_admit_every_client_to_grpc_and_operator_and_prometheus_to_http
         "ingress": [
             {"ports": [{"protocol": "TCP", "port": 50051}]},  # no `from`: everyone
             {"from": [_ns("stt-system"), _ns("monitoring")], "ports": [{"protocol": "TCP", "port": 8000}]},
+            {"ports": [{"protocol": "TCP", "port": 8080}]},  # the REST API: everyone, as gRPC
         ]}
     validate_manifest(policy)
 
 
 def test_peers_ports_and_overrides_follow_the_spec() -> None:
-    spec = make(service={"grpcPort": 9000, "httpPort": 9001}, networkPolicy={
+    spec = make(service={"grpcPort": 9000, "httpPort": 9001, "restPort": 9002}, networkPolicy={
         "enabled": True,
         "grpcFrom": [{"namespaceSelector": {"matchLabels": {"team": "voice"}}, "podSelector": {}},
                      {"ipBlock": {"cidr": "192.168.0.0/16", "except": ["192.168.1.0/24"]}}],
         "httpFrom": [{"ipBlock": {"cidr": "172.16.0.10/32"}}],
+        "restFrom": [{"podSelector": {"matchLabels": {"app": "web"}}}],
         "operatorNamespace": "ops",
         "prometheusNamespaceSelector": {"matchExpressions": [{"key": "prometheus", "operator": "Exists"}]},
     })
     policy = build_networkpolicy(spec, operator_namespace="stt-system")
     assert policy is not None
-    grpc, http = policy["spec"]["ingress"]
+    grpc, http, rest = policy["spec"]["ingress"]
+    assert rest == {"ports": [{"protocol": "TCP", "port": 9002}], "from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}
     assert grpc == {"ports": [{"protocol": "TCP", "port": 9000}], "from": [
         {"namespaceSelector": {"matchLabels": {"team": "voice"}}, "podSelector": {}},
         {"ipBlock": {"cidr": "192.168.0.0/16", "except": ["192.168.1.0/24"]}}]}

@@ -22,7 +22,8 @@ def test_configmap_renders_the_server_config_keys() -> None:
     assert config["limits"]["session_idle_timeout_sec"] == 12
     assert config["streaming"]["end_silence_ms"] == 700
     assert config["server"] == {"grpc_host": "0.0.0.0", "grpc_port": 6000, "http_host": "0.0.0.0",
-                                "http_port": 6001, "max_stream_duration_sec": 600, "drain_grace_sec": 45,
+                                "http_port": 6001, "rest_host": "0.0.0.0", "rest_port": 8080,
+                                "max_stream_duration_sec": 600, "drain_grace_sec": 45,
                                 "tls": {"cert_file": None, "key_file": None}}
     assert config["model"] == {"name": "tiny.en", "path": None, "device": "auto", "compute_type": "auto",
                                "cpu_threads": 0, "num_workers": 2, "beam_size": 1}
@@ -60,7 +61,9 @@ def test_minimal_deployment_key_fields() -> None:
     c = container(deployment)
     assert c["command"] == ["stt-server", "--config", "/etc/stt/config.yaml"]
     assert c["ports"] == [{"name": "grpc", "containerPort": 50051, "protocol": "TCP"},
-                          {"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+                          {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+                          {"name": "rest", "containerPort": 8080, "protocol": "TCP"}]
+    # probes stay on the control plane: the REST port answers only API calls
     assert c["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
     startup = c["startupProbe"]

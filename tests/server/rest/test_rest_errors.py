@@ -101,11 +101,11 @@ async def test_upload_over_the_limit_is_413_and_the_connection_stays_usable_for_
         async def chunks() -> Any:
             for start in range(0, len(writer.data), 8192):
                 yield bytes(writer.data[start:start + 8192])
-        async with aiohttp.ClientSession() as http:
-            async with http.post(f"{api.base_url}/v1/audio/transcriptions", data=chunks(),
-                                 headers={"Content-Type": payload.content_type}) as reply:
-                assert reply.status == 413
-                assert (await reply.json())["error"]["code"] == "ERR1041"
+        async with aiohttp.ClientSession() as http, \
+                http.post(f"{api.base_url}/v1/audio/transcriptions", data=chunks(),
+                          headers={"Content-Type": payload.content_type}) as reply:
+            assert reply.status == 413
+            assert (await reply.json())["error"]["code"] == "ERR1041"
         status, body, _ = await post_transcription(api.base_url, form(GOOD))
         assert status == 200, body
 
@@ -126,7 +126,7 @@ async def test_client_disconnecting_mid_upload_is_counted_and_leaves_nothing_beh
         request = (f"POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                    f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 200000\r\n\r\n").encode()
         port = api.server.app.rest_port
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(request + head)
         await writer.drain()
         writer.close()

@@ -161,7 +161,7 @@ async def test_every_accepted_container(whisper_backend: WhisperBackend, contain
 
 def _readme_block(language: str) -> str:
     section = README.read_text().split("### OpenAI-compatible speech-to-text over HTTP", 1)[1]
-    match = re.search(rf"```{language}\n(.*?)```", section, re.S)
+    match = re.search(rf"```{language}\n(.*?)```", section, re.DOTALL)
     assert match, f"no {language} example in the README's REST section"
     return match.group(1)
 
