@@ -5,6 +5,7 @@ Examples::
     stt-bench load --server 127.0.0.1:50051 --sessions 8 --duration 60 --realtime \\
         --http http://127.0.0.1:8000 --token "$STT_CONTROL_TOKEN" --out-dir docs/benchmarks --label cpu-8
     stt-bench offline --server 127.0.0.1:50051 --direct
+    stt-bench rest --server 127.0.0.1:50051 --rest http://127.0.0.1:8080 --clients 10
 """
 
 from __future__ import annotations
@@ -108,14 +109,50 @@ def _run_offline(args: argparse.Namespace) -> int:
     return 1 if isinstance(comparison, dict) and not comparison["ok"] else 0
 
 
+def _add_rest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("rest", help="OpenAI-compatible REST transcriptions next to gRPC Recognize")
+    p.add_argument("--server", required=True, help="gRPC HOST:PORT")
+    p.add_argument("--rest", required=True, help="REST API URL, e.g. http://127.0.0.1:8080")
+    p.add_argument("--clients", type=int, default=10, help="concurrent clients per protocol")
+    p.add_argument("--rounds", type=int, default=3, help="timed rounds per protocol (interleaved)")
+    p.add_argument("--api-key")
+    p.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks"))
+    p.add_argument("--label", default="rest-vs-grpc")
+
+
+def _run_rest(args: argparse.Namespace) -> int:
+    from stt_server.bench import rest
+
+    if args.clients < 1 or args.rounds < 1:
+        print("error: --clients and --rounds must be >= 1", file=sys.stderr)
+        return 2
+    audio = rest.long_clip()
+    before = rest.machine()
+    figures = asyncio.run(rest.measure(grpc_target=args.server, rest_url=args.rest.rstrip("/"), clients=args.clients,
+                                       rounds=args.rounds, audio=audio, api_key=args.api_key))
+    result = {"clients": args.clients, "rounds": args.rounds, "audio_sec": round(audio.duration_sec, 3),
+              "machine_before": before, "machine_after": rest.machine(),
+              "protocols": [figures[p].to_dict() for p in rest.PROTOCOLS],
+              "same_transcript": figures["grpc"].transcript == figures["rest"].transcript}
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    stem = args.out_dir / _slug(args.label)
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(rest.render_markdown(result))
+    sys.stdout.write(rest.render_markdown(result))
+    print(f"wrote {stem}.json and {stem}.md")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stt-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     _add_load(sub)
     _add_offline(sub)
+    _add_rest(sub)
     args = parser.parse_args(argv)
+    runners = {"load": _run_load, "offline": _run_offline, "rest": _run_rest}
     try:
-        return _run_load(args) if args.command == "load" else _run_offline(args)
+        return runners[args.command](args)
     except KeyboardInterrupt:
         return 130
 
