@@ -3,12 +3,14 @@
 * Bounded: at most ``max_pending`` decodes queued or running.
 * Finals before partials; offline decodes ride with the finals.
 * Saturated: partials are dropped first (a newer partial from the same stream replaces its queued
-  older one; a partial that finds the queue full is dropped unless it is its utterance's first and
-  can evict a queued refresh partial; a final evicts the oldest refresh partial, else any partial). A final never gets dropped: it waits for room and only after ``final_wait_sec`` fails
-  with ``DecodeQueueFull``.
-* Batching: each of ``num_workers`` dispatchers takes up to ``max_batch_size`` batchable jobs and
-  decodes them in one ``WhisperBackend.transcribe_batch`` call in the executor, so workers overlap
-  and each call shares its encoder/decoder steps across streams.
+  older one; a refresh partial that finds the queue full is dropped; an utterance's first partial
+  evicts a queued refresh partial, or else is queued over the cap, at most one per stream; a final
+  evicts the oldest refresh partial, else any partial). A final never gets dropped: it waits for
+  room and only after ``final_wait_sec`` fails with ``DecodeQueueFull``.
+* Batching: each of ``num_workers`` dispatchers takes up to ``max_batch_size`` batchable jobs of
+  similar padded length (``batching.choose_batch``: within ``frame_budget``) and decodes them in
+  one ``WhisperBackend.transcribe_batch`` call in the executor, so workers overlap and each call
+  shares its encoder/decoder steps across streams.
 * ``cancel_stream`` removes a closed stream's queued jobs (cancelled) and marks its running ones
   (orphaned: their results are discarded when the model returns).
 """
@@ -33,6 +35,7 @@ from stt_server.engine.backend import (
     Transcript,
     TranscriptSegment,
 )
+from stt_server.engine.batching import DEFAULT_FRAME_BUDGET, choose_batch, padded_frames
 from stt_server.engine.errors import DecodeQueueFull, ModelError
 from stt_server.metrics import DecodeTiming, ServerMetrics
 
@@ -95,11 +98,12 @@ class DecodeScheduler:
 
     def __init__(self, backend: BackendLike, *, metrics: ServerMetrics, max_pending: int, max_batch_size: int,
                  num_workers: int, final_wait_sec: float = DEFAULT_FINAL_WAIT_SEC,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 frame_budget: int = DEFAULT_FRAME_BUDGET, clock: Callable[[], float] = time.monotonic) -> None:
         self.backend = backend
         self.metrics = metrics
         self.max_pending = max_pending
         self.max_batch_size = max_batch_size
+        self.frame_budget = frame_budget
         self.num_workers = num_workers
         self.final_wait_sec = final_wait_sec
         self._clock = clock
@@ -174,13 +178,24 @@ class DecodeScheduler:
         job.submitted_at = self._clock()
         for index, queued in enumerate(self._partials):
             if queued.stream_id == job.stream_id:
-                self._partials[index] = job  # coalesce: newer audio, same place in line
+                if job.first and not queued.first:  # a new utterance's first partial: its own place in line
+                    del self._partials[index]
+                    self._enqueue_partial(job)
+                else:
+                    self._partials[index] = job  # coalesce: newer audio, same place in line
                 self._drop(queued)
                 await self._notify()
                 return job.future
-        if self.pending >= self.max_pending and not (job.first and self._evict_partial(refresh_only=True)):
-            self._drop(job)
-            return job.future
+        if self.pending >= self.max_pending:
+            if not job.first:
+                self._drop(job)
+                return job.future
+            # An utterance's first partial is never shed for want of room: it takes a refresh's
+            # place, or else goes over the cap. Each stream has at most one partial queued, so the
+            # overshoot is bounded by the open streams; dropping it instead costs that utterance
+            # another partial interval each time the workers are busy, which is what pushed the
+            # worst first partial past the SLO at 32 streams (docs/benchmarks/README.md).
+            self._evict_partial(refresh_only=True)
         self._enqueue_partial(job)
         self._update_gauge()
         await self._notify()
@@ -254,16 +269,23 @@ class DecodeScheduler:
 
         The share is the queue split evenly over the idle workers (capped at ``max_batch_size``):
         on CPU one model call uses only its worker's threads, so two half batches in parallel beat
-        one full batch (docs/engine.md).
+        one full batch (docs/engine.md). Within it, ``choose_batch`` keeps the padded size within
+        ``frame_budget`` and leaves jobs of a very different length for the next call.
         """
         if self._finals and not self._finals[0].batchable:
             return [self._finals.popleft()]
         idle = max(1, self.num_workers - self._busy)
         limit = min(self.max_batch_size, -(-self.queued // idle))
-        batch: list[DecodeJob] = []
+        candidates: list[DecodeJob] = []
         for queue in (self._finals, self._partials):
-            while queue and len(batch) < limit and queue[0].batchable:
-                batch.append(queue.popleft())
+            for queued in queue:
+                if not queued.batchable:
+                    break  # an offline job keeps its place: nothing behind it jumps it
+                candidates.append(queued)
+        widths = [padded_frames(samples=job.audio.size, final=job.kind != "partial") for job in candidates]
+        batch = [candidates[i] for i in choose_batch(widths, limit=limit, frame_budget=self.frame_budget)]
+        for job in batch:
+            (self._partials if job.kind == "partial" else self._finals).remove(job)
         return batch
 
     async def _dispatch(self) -> None:

@@ -222,3 +222,42 @@ async def test_stop_releases_every_waiter(backend: FakeBackend, metrics: ServerM
     backend.gate.set()
     assert running.cancelled() and queued.cancelled()
     assert sched.pending == 0 and metrics.decode_pending._value.get() == 0
+
+
+async def test_a_first_partial_is_queued_over_the_cap_when_no_refresh_can_make_room(
+        backend: FakeBackend, scheduler: DecodeScheduler, metrics: ServerMetrics) -> None:
+    busy = await occupy(backend, scheduler)
+    finals = [await scheduler.submit_final(job(f"f{i}", "final")) for i in range(3)]  # full: 1 running + 3
+    late_refresh = await scheduler.submit_partial(job("r", "partial"))
+    first = await scheduler.submit_partial(job("new", "partial", first=True))
+    assert late_refresh.done() and late_refresh.result() is None  # refreshes are still shed
+    assert not first.done() and scheduler.pending == 5  # the first partial waits in line, one over the cap
+    backend.gate.set()
+    outcomes = await asyncio.gather(busy, *finals, first)
+    assert all(o is not None for o in outcomes)
+    assert counter(metrics, "stt_partial_drop_count") == 1
+
+
+async def test_a_new_utterances_first_partial_does_not_inherit_a_refresh_place(scheduler: DecodeScheduler,
+                                                                            backend: FakeBackend) -> None:
+    scheduler.max_batch_size = 1  # one call per job: the calls' order is the queue's
+    busy = await occupy(backend, scheduler)
+    other = await scheduler.submit_partial(job("c", "partial", 2.0))  # stream c's refresh
+    old = await scheduler.submit_partial(job("a", "partial", 3.0))  # stream a's refresh, behind it
+    renewed = await scheduler.submit_partial(job("a", "partial", 1.0, first=True))  # a's next utterance
+    assert old.done() and old.result() is None  # replaced by the newer audio
+    backend.gate.set()
+    _, first, refresh = await asyncio.gather(busy, renewed, other)
+    # The first partial goes ahead of c's refresh instead of taking a's old place behind it.
+    assert first is not None and refresh is not None and first.finished_at < refresh.finished_at
+
+
+async def test_a_long_final_and_short_partials_go_to_separate_calls(backend: FakeBackend,
+                                                                    scheduler: DecodeScheduler) -> None:
+    busy = await occupy(backend, scheduler)
+    long_final = await scheduler.submit_final(job("f", "final", 12.0))  # 1700 padded frames
+    partials = [await scheduler.submit_partial(job(f"p{i}", "partial", 1.0)) for i in range(2)]  # 400 each
+    backend.gate.set()
+    await asyncio.gather(busy, long_final, *partials)
+    # Padding both 1 s partials to the final's 17 s would quadruple what they cost the encoder.
+    assert backend.calls[1:] == [[F], [P, P]]
