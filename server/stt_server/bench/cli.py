@@ -1,4 +1,4 @@
-"""``stt-bench``: ``load`` (concurrent streams -> seed 002 report) and ``offline`` (Recognize throughput).
+"""``stt-bench``: ``load`` (concurrent streams -> seed 002 report), ``offline`` (Recognize throughput), ``capacity``.
 
 Examples::
 
@@ -6,6 +6,7 @@ Examples::
         --http http://127.0.0.1:8000 --token "$STT_CONTROL_TOKEN" --out-dir docs/benchmarks --label cpu-8
     stt-bench offline --server 127.0.0.1:50051 --direct
     stt-bench rest --server 127.0.0.1:50051 --rest http://127.0.0.1:8080 --clients 10
+    stt-bench capacity --server 127.0.0.1:50051 --budget 900 --http http://127.0.0.1:8000 --token "$T"
 """
 
 from __future__ import annotations
@@ -64,6 +65,65 @@ def _add_offline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--api-key")
     p.add_argument("--beam-size", type=int, default=1)
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
+
+
+def _add_capacity(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("capacity", help="the most real-time streams one server holds within the SLO")
+    p.add_argument("--server", required=True, help="gRPC HOST:PORT")
+    p.add_argument("--audio", nargs="+", type=Path, default=[],
+                   help="WAV files each stream sends in turn (default: synthesized speech with pauses)")
+    p.add_argument("--budget", type=float, default=900.0, help="seconds the whole search may take")
+    p.add_argument("--duration", type=float, default=30.0, help="seconds of stream starts per trial")
+    p.add_argument("--start", type=int, default=4, help="first number of streams tried")
+    p.add_argument("--max-streams", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=2, help="trials at each boundary, the first included")
+    p.add_argument("--api-key")
+    p.add_argument("--http", help="control plane URL, for server CPU and metrics in the report")
+    p.add_argument("--token", help="control token for --http")
+    p.add_argument("--insecure", action="store_true", help="skip TLS verification for --http")
+    p.add_argument("--tls-ca", type=Path, help="CA / self-signed cert for a TLS gRPC port")
+    p.add_argument("--out-dir", type=Path, default=Path("."))
+    p.add_argument("--label", default="")
+    p.add_argument("--connect-timeout", type=float, default=30.0, help="seconds to wait for the server")
+
+
+def _run_capacity(args: argparse.Namespace) -> int:
+    from stt_server.bench.capacity import SearchSettings
+    from stt_server.bench.capacity_run import CapacityOptions, run_capacity, write_reports
+    from stt_server.bench.workload import build_inputs, load_files
+
+    try:
+        settings = SearchSettings(start=args.start, max_streams=args.max_streams, repeats=args.repeats,
+                                  budget_sec=args.budget, first_trial_estimate_sec=args.duration + 20.0)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.duration <= 0:
+        print("error: --duration must be > 0", file=sys.stderr)
+        return 2
+    load = LoadOptions(
+        server=args.server, sessions=args.start, duration_sec=args.duration, realtime=True, api_key=args.api_key,
+        http_url=args.http, token=args.token, insecure=args.insecure, label=args.label,
+        root_certificates=args.tls_ca.read_bytes() if args.tls_ca else None, connect_timeout_sec=args.connect_timeout)
+    try:
+        inputs = load_files([str(p) for p in args.audio]) if args.audio else build_inputs("speech", streams=6)
+        result, report = asyncio.run(run_capacity(CapacityOptions(load=load, settings=settings), inputs=inputs))
+    except TimeoutError:
+        print(f"error: no gRPC server answered at {args.server} within {args.connect_timeout:g} s", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # unusable --audio, hibari-tts missing, --http refusing
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    md, js = write_reports(result, report, server=args.server, out_dir=args.out_dir, label=_slug(args.label or "")
+                           if args.label else "")
+    print(f"holds within the SLO (P99s): {result.p99_streams or 0} streams; worst case: {result.worst_streams or 0}")
+    print(f"search ended: {result.stopped}")
+    if result.recommendation is not None:
+        rec = result.recommendation
+        print(f"recommended: spec.limits.maxSessions: {rec.max_sessions}, "
+              f"spec.autoscaling.targetActiveSessionsPerReplica: {rec.target_active_sessions_per_replica}")
+    print(f"wrote {md} and {js}")
+    return 0 if result.p99_streams else 1
 
 
 def _run_load(args: argparse.Namespace) -> int:
@@ -148,9 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_load(sub)
     _add_offline(sub)
+    _add_capacity(sub)
     _add_rest(sub)
     args = parser.parse_args(argv)
-    runners = {"load": _run_load, "offline": _run_offline, "rest": _run_rest}
+    runners = {"load": _run_load, "offline": _run_offline, "capacity": _run_capacity, "rest": _run_rest}
     try:
         return runners[args.command](args)
     except KeyboardInterrupt:

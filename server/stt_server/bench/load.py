@@ -82,7 +82,9 @@ async def _worker(index: int, client: SttClient, *, inputs: list[StreamAudio], o
 
 
 def build_report(records: list[StreamRecord], *, options: LoadOptions, info: dict[str, object],
-                 resources: ResourceDelta, server_side: dict[str, object], audio_per_stream_sec: float) -> LoadReport:
+                 resources: ResourceDelta, server_side: dict[str, object], audio_per_stream_sec: float,
+                 load_average: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None,
+                 ) -> LoadReport:
     """Pure: all figures from the stream records plus what the server said about itself."""
     create = summarize([r.create_session_sec for r in records if r.create_session_sec is not None])
     latencies = [lat for r in records for lat in r.latencies]
@@ -114,6 +116,8 @@ def build_report(records: list[StreamRecord], *, options: LoadOptions, info: dic
         resources=resources, slo=slo, server_side=server_side, bottlenecks=bottlenecks,
         mitigations=mitigations, label=options.label,
         spurious_finals=sum(r.spurious_finals for r in records),
+        load_average_start=load_average[0] if load_average else None,
+        load_average_end=load_average[1] if load_average else None, cpu_count=os.cpu_count(),
     )
 
 
@@ -142,6 +146,7 @@ async def run_load(options: LoadOptions, *, console: Console | None = None,
     audio_per_stream = sum(a.duration_sec for a in inputs) / len(inputs)
     records: list[StreamRecord] = []
     run_started = time.monotonic()
+    load_start = os.getloadavg()
     async with SttClient(options.server, api_key=options.api_key,
                          root_certificates=options.root_certificates) as client:
         await client.wait_ready(timeout=options.connect_timeout_sec)
@@ -170,5 +175,5 @@ async def run_load(options: LoadOptions, *, console: Console | None = None,
     resources = resource_delta(before, after) if before and after else ResourceDelta(wall_seconds=elapsed)
     server_side = server_side_delta(before, after, peaks=probe.peaks) if before and after and probe else {}
     return build_report(records, options=options, info=info, resources=resources, server_side=server_side,
-                        audio_per_stream_sec=audio_per_stream)
+                        audio_per_stream_sec=audio_per_stream, load_average=(load_start, os.getloadavg()))
 

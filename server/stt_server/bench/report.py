@@ -60,6 +60,18 @@ class LoadReport:
     bottlenecks: list[str] = field(default_factory=list)
     mitigations: list[str] = field(default_factory=list)
     label: str = ""
+    # os.getloadavg() when the run started and ended, and os.cpu_count(): how busy the host was
+    load_average_start: tuple[float, float, float] | None = None
+    load_average_end: tuple[float, float, float] | None = None
+    cpu_count: int | None = None
+
+
+def _host_line(report: LoadReport) -> str:
+    start, end = report.load_average_start, report.load_average_end
+    if start is None or end is None:
+        return "n/a"
+    return (f"{report.cpu_count} CPUs; load average (1/5/15 min) {start[0]:.2f} / {start[1]:.2f} / {start[2]:.2f} "
+            f"at the start, {end[0]:.2f} / {end[1]:.2f} / {end[2]:.2f} at the end")
 
 
 def _mib(value: int | None) -> str:
@@ -122,6 +134,7 @@ def render_markdown(report: LoadReport) -> str:
         "",
         f"Date: {report.date}",
         f"Environment: {report.environment}",
+        f"Host load: {_host_line(report)}",
         f"Server Version: {report.server_version}",
         f"Model: {report.model}",
         f"Config (key limits): {limits}",
@@ -178,6 +191,9 @@ def to_json_dict(report: LoadReport) -> dict[str, Any]:
         "model": report.model,
         "config_limits": report.config_limits,
         "client_mix": report.client_mix,
+        "host": {"cpu_count": report.cpu_count,
+                 "load_average_start": list(report.load_average_start) if report.load_average_start else None,
+                 "load_average_end": list(report.load_average_end) if report.load_average_end else None},
         "workload": {
             "concurrent_sessions": w.concurrent_sessions, "audio_per_stream_sec": w.audio_per_stream_sec,
             "input": w.input, "realtime": w.realtime, "duration_sec": w.duration_sec,

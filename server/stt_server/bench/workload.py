@@ -118,3 +118,36 @@ def build_inputs(kind: InputKind, *, streams: int, duration_sec: float = 12.0) -
     if kind == "silence":
         return [silence(duration_sec)]
     return [noise(duration_sec, seed=seed) for seed in range(max(1, min(streams, 4)))]
+
+
+def from_samples(samples: np.ndarray) -> StreamAudio:
+    """A clip of the user's (16 kHz float32) with its speech found by Silero, offline.
+
+    faster-whisper's ``get_speech_timestamps`` with 500 ms of silence between utterances (the
+    server's default end-of-speech silence) and no padding, so the plan's times are where speech
+    is; latencies are then measured against them as for the synthesized clips.
+    """
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(min_silence_duration_ms=500, speech_pad_ms=0, min_speech_duration_ms=250)
+    spans = get_speech_timestamps(np.asarray(samples, dtype=np.float32), vad_options=options)
+    plan = tuple(Utterance(index, span["start"] / SAMPLE_RATE, span["end"] / SAMPLE_RATE)
+                 for index, span in enumerate(spans))
+    return StreamAudio(to_pcm16(samples), plan)
+
+
+def load_files(paths: Sequence[str]) -> list[StreamAudio]:
+    """``--audio`` WAV files as bench clips; ``RuntimeError`` names a file that cannot be used."""
+    from stt_server.engine.audio import decode_wav
+
+    clips = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                clip = from_samples(decode_wav(handle.read()).samples)
+        except (OSError, ValueError) as exc:  # AudioFormatError is a ValueError
+            raise RuntimeError(f"--audio {path}: {exc}") from exc
+        if not clip.plan:
+            raise RuntimeError(f"--audio {path}: no speech found in it (Silero VAD)")
+        clips.append(clip)
+    return clips
