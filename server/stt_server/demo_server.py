@@ -73,7 +73,7 @@ async def run_demo(text: str, *, realtime: bool, log_path: Path) -> int:
     with log_path.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "stt_server.cli", "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
-            "--http-host", "127.0.0.1", "--http-port", str(http_port), "--log-format", "console",
+            "--http-host", "127.0.0.1", "--http-port", str(http_port), "--rest-port", "0", "--log-format", "console",
             stdout=log_file, stderr=subprocess.STDOUT,
         )
         try:

@@ -55,6 +55,8 @@ class ErrorCode(str, enum.Enum):
     HTTP_BAD_REQUEST = "ERR1027"
     HTTP_HEADER_TIMEOUT = "ERR1028"
     MODEL_ERROR = "ERR1030"
+    CUDA_LIBRARY_MISSING = "ERR1035"
+    CUDA_DEVICE_UNAVAILABLE = "ERR1036"
     UPLOAD_MISSING_FILE = "ERR1040"
     UPLOAD_TOO_LARGE = "ERR1041"
     UNKNOWN_MODEL = "ERR1042"
@@ -169,6 +171,14 @@ CATALOGUE: Final[dict[ErrorCode, CatalogueEntry]] = {
     ErrorCode.MODEL_ERROR: CatalogueEntry(
         _S.INTERNAL, "model error: {reason}", 1.0,
         "The Whisper model failed on this audio."),
+    ErrorCode.CUDA_LIBRARY_MISSING: CatalogueEntry(
+        _S.FAILED_PRECONDITION, "model.device is cuda but a CUDA library is missing: {problem}", None,
+        "Start-up: model.device is cuda and a library CTranslate2 needs (the NVIDIA driver's libcuda.so.1, "
+        "CUDA 12 cuBLAS, cuDNN 9) cannot be loaded; the message names it. stt-server exits 1."),
+    ErrorCode.CUDA_DEVICE_UNAVAILABLE: CatalogueEntry(
+        _S.FAILED_PRECONDITION, "model.device is cuda but no CUDA device is usable: {problem}", None,
+        "Start-up: model.device is cuda, the CUDA libraries load, but CTranslate2 sees no GPU. "
+        "stt-server exits 1."),
     ErrorCode.UPLOAD_MISSING_FILE: CatalogueEntry(
         _S.INVALID_ARGUMENT, "the multipart form has no 'file' field with the audio", None,
         "A REST transcription request carried no 'file' part."),

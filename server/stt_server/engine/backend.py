@@ -25,6 +25,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 
 from stt_server.engine.alignment import align_words
+from stt_server.engine.cuda_runtime import resolve_device
 from stt_server.engine.errors import ModelLoadError
 from stt_server.engine.types import SAMPLE_RATE
 
@@ -125,14 +126,6 @@ def resolve_model_path(*, name: str, path: Path | None) -> str:
     raise ModelLoadError(
         f"model {name!r} is not available locally and the server never downloads models: set model.path "
         f"(STT_MODEL__PATH or --model PATH) to a CTranslate2 Whisper directory, or use {BUNDLED_MODEL!r}")
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import ctranslate2
-
-    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
 def resolve_compute_type(compute_type: str, *, device: str) -> str:
