@@ -97,6 +97,9 @@ def _container(spec: SttServerSpec) -> dict[str, Any]:
         # The sleep lets endpoints controllers drop the pod before SIGTERM starts the drain, so no
         # new stream lands on a draining server.
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRE_STOP_SLEEP_SECONDS)]}}},
+        # A start-up failure (ERR1035: device cuda without cuBLAS/cuDNN, a bad config key) ends in one
+        # log line; with this it becomes the container's termination message in `kubectl describe`.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
                             "seccompProfile": {"type": "RuntimeDefault"}},
