@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from stt_server.bench.capacity import CapacitySearch, SearchSettings, Trial, recommend, trials_table
+from stt_server.bench.capacity import (
+    CapacityResult,
+    CapacitySearch,
+    SearchSettings,
+    Trial,
+    recommend,
+    trials_table,
+)
 from stt_server.bench.capacity_run import search_capacity
 
 
@@ -36,51 +43,50 @@ class FakeRunner:
         return trial(streams, p99_limit=self.p99_limit, worst_limit=self.worst_limit, seconds=self.seconds)
 
 
-async def run(runner: FakeRunner, **settings: object) -> tuple[CapacitySearch, object]:
+async def run(runner: FakeRunner, **settings: object) -> CapacityResult:
     search = CapacitySearch(SearchSettings(**{"budget_sec": 10_000.0, **settings}))  # type: ignore[arg-type]
-    result = await search_capacity(search, runner, clock=runner.clock)
-    return search, result
+    return await search_capacity(search, runner, clock=runner.clock)
 
 
 async def test_doubles_then_bisects_both_boundaries_then_repeats_them() -> None:
     runner = FakeRunner(p99_limit=27, worst_limit=21)
-    search, result = await run(runner, start=4, repeats=2)
+    result = await run(runner, start=4, repeats=2)
     assert runner.ran[:5] == [4, 8, 16, 32, 24]  # doubling until the P99 fails, then bisecting
-    assert result.p99_streams == 27 and result.worst_streams == 21  # type: ignore[attr-defined]
-    assert result.p99_confirmed and result.worst_confirmed  # type: ignore[attr-defined]
+    assert result.p99_streams == 27 and result.worst_streams == 21
+    assert result.p99_confirmed and result.worst_confirmed
     assert runner.ran.count(27) == 2 and runner.ran.count(21) == 2 and 28 in runner.ran and 22 in runner.ran
-    assert result.stopped == "boundaries found and repeated"  # type: ignore[attr-defined]
-    assert result.recommendation.max_sessions == 27  # type: ignore[attr-defined]
-    assert result.recommendation.target_active_sessions_per_replica == 20  # type: ignore[attr-defined]
+    assert result.stopped == "boundaries found and repeated"
+    assert result.recommendation is not None and result.recommendation.max_sessions == 27
+    assert result.recommendation.target_active_sessions_per_replica == 20
 
 
 async def test_a_failed_repeat_moves_the_boundary_down_and_the_search_goes_on() -> None:
     runner = FakeRunner(p99_limit=12, worst_limit=12, flaky={12: 2})  # 12's second run misses
-    _, result = await run(runner, start=4, repeats=2)
-    assert result.p99_streams == 11 and result.p99_confirmed  # type: ignore[attr-defined]
+    result = await run(runner, start=4, repeats=2)
+    assert result.p99_streams == 11 and result.p99_confirmed
     assert runner.ran.count(11) == 2
 
 
 async def test_stops_within_the_budget_and_says_why() -> None:
     runner = FakeRunner(p99_limit=100, worst_limit=50, seconds=60.0)
-    _, result = await run(runner, start=2, budget_sec=300.0)
+    result = await run(runner, start=2, budget_sec=300.0)
     assert runner.now <= 300.0 and len(runner.ran) == 5  # a sixth trial would end at 360 s
-    assert "time budget" in result.stopped  # type: ignore[attr-defined]
-    assert result.p99_streams == 32 and not result.p99_confirmed  # type: ignore[attr-defined]
+    assert "time budget" in result.stopped
+    assert result.p99_streams == 32 and not result.p99_confirmed
 
 
 async def test_nothing_holds() -> None:
     runner = FakeRunner(p99_limit=0, worst_limit=0)
-    _, result = await run(runner, start=4)
+    result = await run(runner, start=4)
     assert runner.ran == [4, 2, 1]
-    assert result.p99_streams is None and result.recommendation is None  # type: ignore[attr-defined]
+    assert result.p99_streams is None and result.recommendation is None
 
 
 async def test_max_streams_holding_ends_the_search_with_a_note() -> None:
     runner = FakeRunner(p99_limit=1000, worst_limit=1000)
-    _, result = await run(runner, start=8, max_streams=40, repeats=2)
+    result = await run(runner, start=8, max_streams=40, repeats=2)
     assert runner.ran == [8, 16, 32, 40, 40]
-    assert result.at_max and result.p99_streams == 40  # type: ignore[attr-defined]
+    assert result.at_max and result.p99_streams == 40
 
 
 def test_refused_streams_or_missing_finals_fail_a_trial_even_with_good_latencies() -> None:
