@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import stt_server.grpc_env  # noqa: F401 - must run before grpc is imported
 from stt_server import __version__
 from stt_server.config import ConfigError, ServerConfig, load_config
 from stt_server.engine.errors import ModelLoadError
-from stt_server.logging_setup import configure_logging
+from stt_server.logging_setup import configure_logging, route_native_stderr
 
 log = logging.getLogger("stt_server")
 
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"stt-server: {exc}", file=sys.stderr)
         return 2
+    if config.logging.format == "json":
+        route_native_stderr()  # gRPC core writes to fd 2 itself: keep stderr JSON lines (issue 13)
     configure_logging(fmt=config.logging.format, level=config.logging.level, file=config.logging.file,
                       file_max_bytes=config.logging.file_max_bytes, file_backups=config.logging.file_backups)
     try:

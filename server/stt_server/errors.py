@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import grpc
 
+from stt_server.echo import clip_echo
+
 if TYPE_CHECKING:
     from stt_server.metrics import ServerMetrics
 
@@ -55,6 +57,10 @@ class ErrorCode(str, enum.Enum):
     HTTP_BAD_REQUEST = "ERR1027"
     HTTP_HEADER_TIMEOUT = "ERR1028"
     MODEL_ERROR = "ERR1030"
+    NON_FINITE_AUDIO = "ERR1031"
+    RECOGNIZE_TOO_LARGE = "ERR1032"
+    RECOGNIZE_TOO_LONG = "ERR1033"
+    RECOGNIZE_BUSY = "ERR1034"
     CUDA_LIBRARY_MISSING = "ERR1035"
     CUDA_DEVICE_UNAVAILABLE = "ERR1036"
     UPLOAD_MISSING_FILE = "ERR1040"
@@ -168,6 +174,24 @@ CATALOGUE: Final[dict[ErrorCode, CatalogueEntry]] = {
         _S.DEADLINE_EXCEEDED, "HTTP request headers not received within {limit} s", None,
         "Control plane: a connection did not finish sending its request headers in time (slowloris); "
         "answered 408 with a JSON body and closed."),
+    ErrorCode.NON_FINITE_AUDIO: CatalogueEntry(
+        _S.INVALID_ARGUMENT, "audio holds {count} non-finite samples (NaN or infinity)", None,
+        "A float WAV carried NaN or infinite samples; they cannot be decoded. (Finite samples outside "
+        "[-1, 1] are scaled and clipped, not refused.)"),
+    ErrorCode.RECOGNIZE_TOO_LARGE: CatalogueEntry(
+        _S.RESOURCE_EXHAUSTED, "Recognize audio of {nbytes} bytes exceeds limits.max_recognize_bytes={limit}; "
+        "split the file or send it with StreamingRecognize", None,
+        "A Recognize request's audio_content was larger than limits.max_recognize_bytes."),
+    ErrorCode.RECOGNIZE_TOO_LONG: CatalogueEntry(
+        _S.OUT_OF_RANGE, "Recognize audio of {seconds} s exceeds limits.max_recognize_duration_sec={limit}; "
+        "split the file or send it with StreamingRecognize", None,
+        "A Recognize request held more audio than limits.max_recognize_duration_sec (checked from the "
+        "header, before decoding)."),
+    ErrorCode.RECOGNIZE_BUSY: CatalogueEntry(
+        _S.RESOURCE_EXHAUSTED, "Recognize calls in progress already hold {inflight} bytes of audio "
+        "(limits.max_recognize_inflight_bytes={limit})", 2.0,
+        "Concurrent Recognize calls together would hold more audio than limits.max_recognize_inflight_bytes; "
+        "retry shortly or on another replica."),
     ErrorCode.MODEL_ERROR: CatalogueEntry(
         _S.INTERNAL, "model error: {reason}", 1.0,
         "The Whisper model failed on this audio."),
@@ -213,17 +237,7 @@ CATALOGUE: Final[dict[ErrorCode, CatalogueEntry]] = {
 # each one short and printable so a 10 KB or binary value cannot flood either. Every string detail
 # of an SttError is clipped to MAX_DETAIL_CHARS (room for our own reasons); code that quotes a client
 # value inside a longer reason clips it to MAX_ECHO_CHARS first.
-MAX_ECHO_CHARS: Final = 64
 MAX_DETAIL_CHARS: Final = 240
-
-
-def clip_echo(value: str, *, limit: int = MAX_ECHO_CHARS) -> str:
-    """``value`` escaped to printable ASCII and cut to ``limit`` characters (with a note of the rest)."""
-    text = value.encode("ascii", "backslashreplace").decode("ascii")
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}...(+{len(text) - limit} chars)"
 
 
 class _LenientDetails(dict[str, Any]):

@@ -4,6 +4,11 @@
 ``log_context``; every record logged inside that call carries them without passing them around.
 API keys and audio are never put into a log record by the server, and the formatter only emits the
 fields listed here plus ``extra=`` fields the code chose.
+
+Libraries log client data we do not control (aiohttp quotes a malformed request, gRPC core prints a
+peer's GOAWAY debug text straight to file descriptor 2). Records from ``aiohttp`` and ``grpc``
+loggers are escaped, truncated and stripped of tracebacks; ``route_native_stderr`` turns what native
+code writes to fd 2 into records of logger ``grpc.core``, so stderr stays one JSON object per line.
 """
 
 from __future__ import annotations
@@ -13,16 +18,25 @@ import contextvars
 import json
 import logging
 import logging.handlers
+import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final, TextIO
 
+from stt_server.echo import clip_echo
+
 _SESSION_ID: Final = contextvars.ContextVar[str | None]("stt_session_id", default=None)
 _REQUEST_ID: Final = contextvars.ContextVar[str | None]("stt_request_id", default=None)
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is emitted as a field.
 _STANDARD_ATTRS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# loggers of libraries that may quote client bytes; their records are escaped and truncated
+FOREIGN_LOGGERS: Final = ("aiohttp", "grpc")
+FOREIGN_MAX_CHARS: Final = 300
+_NATIVE_LEVELS: Final = {"D": logging.DEBUG, "I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR,
+                         "F": logging.CRITICAL}
 
 
 @contextlib.contextmanager
@@ -57,6 +71,24 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+class _ForeignFilter(logging.Filter):
+    """Escape and truncate records of ``FOREIGN_LOGGERS``; keep only the exception's type, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(FOREIGN_LOGGERS) or getattr(record, "_stt_clipped", False):
+            return True
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            message = f"{message} ({type(record.exc_info[1]).__name__})"
+        record.msg, record.args = clip_echo(message, limit=FOREIGN_MAX_CHARS), None
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        record._stt_clipped = True
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "msg", "session_id", "request_id", ...extra}`` on one line."""
 
@@ -68,7 +100,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and value is not None:
+            if key not in _STANDARD_ATTRS and value is not None and not key.startswith("_stt"):
                 payload[key] = value if isinstance(value, (str, int, float, bool)) else str(value)
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
@@ -108,9 +140,38 @@ def configure_logging(*, fmt: str = "json", level: str = "INFO", stream: TextIO 
         root.removeHandler(old)
         old.close()
     for handler in handlers:
+        handler.addFilter(_ForeignFilter())
         handler.addFilter(_ContextFilter())
         handler.set_name("stt-server")
         root.addHandler(handler)
     root.setLevel(level)
     # grpc/aiohttp access chatter is not ours to keep at INFO
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # numpy/runtime warnings as records, not bare stderr lines
+
+
+def route_native_stderr(*, logger_name: str = "grpc.core") -> None:
+    """Make native writes to fd 2 (gRPC core, C libraries) log records; call before ``configure_logging``.
+
+    fd 2 becomes a pipe read by a daemon thread that logs each line (escaped, truncated, with the level
+    of gRPC core's ``I``/``W``/``E`` prefix) on ``logger_name``; ``sys.stderr`` keeps the real stderr,
+    so our own handler writes there directly (``stt_server.grpc_env`` keeps gRPC core at ERROR).
+    """
+    sys.stderr.flush()
+    real = os.dup(2)
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    sys.stderr = open(real, "w", buffering=1, encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
+    log = logging.getLogger(logger_name)
+
+    def pump() -> None:
+        with open(read_fd, "rb") as pipe:
+            for raw in pipe:
+                line = raw.decode("utf-8", "backslashreplace").rstrip("\n")
+                if not line.strip():
+                    continue
+                level = _NATIVE_LEVELS.get(line[:1], logging.WARNING) if line[1:2].isdigit() else logging.WARNING
+                log.log(level, clip_echo(line, limit=FOREIGN_MAX_CHARS), extra={"_stt_clipped": True})
+
+    threading.Thread(target=pump, name="stt-native-stderr", daemon=True).start()

@@ -2,7 +2,8 @@
 
 Port 0 picks a free port (read it back from ``port``). When ``server.tls`` names a cert and key the
 control plane serves HTTPS with them, like the gRPC port. Every error answer is JSON, including
-unknown paths (404) and wrong methods (405), so tools and people get the same shape everywhere.
+unknown paths (404) and wrong methods (405), so tools and people get the same shape everywhere;
+requests the HTTP parser rejects and slow request heads are answered in JSON too (``http_protocol``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from stt_server.config import ServerConfig
 from stt_server.control import routes_health, routes_info, routes_metrics
 from stt_server.control.auth import load_control_token
 from stt_server.control.context import CONTEXT_KEY, ControlContext
+from stt_server.control.http_protocol import DEFAULT_HEADER_TIMEOUT_SEC, JsonErrorAppRunner
 from stt_server.control.system_info import SystemSampler
 from stt_server.control.view import ServerView
 from stt_server.metrics import ServerMetrics
@@ -98,8 +100,10 @@ def build_app(ctx: ControlContext) -> web.Application:
 class ControlPlane:
     """Starts and stops the HTTP control plane next to the gRPC server."""
 
-    def __init__(self, *, config: ServerConfig, metrics: ServerMetrics, view: ServerView) -> None:
+    def __init__(self, *, config: ServerConfig, metrics: ServerMetrics, view: ServerView,
+                 header_timeout_sec: float = DEFAULT_HEADER_TIMEOUT_SEC) -> None:
         self._config = config
+        self._header_timeout_sec = header_timeout_sec
         self._ctx = ControlContext(
             config=config,
             metrics=metrics,
@@ -114,7 +118,7 @@ class ControlPlane:
     async def start(self) -> None:
         """Bind and serve; raises ``OSError`` when the address is taken."""
         ssl_context = build_ssl_context(self._config)
-        runner = web.AppRunner(build_app(self._ctx), access_log=None)
+        runner = JsonErrorAppRunner(build_app(self._ctx), access_log=None, header_timeout_sec=self._header_timeout_sec)
         await runner.setup()
         host, port = self._config.server.http_host, self._config.server.http_port
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)

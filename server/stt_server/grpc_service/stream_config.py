@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from stt_server.config import ServerConfig
+from stt_server.echo import clip_echo
 from stt_server.engine.audio import MAX_CHANNELS, SUPPORTED_RATES
 from stt_server.engine.types import StreamOptions
-from stt_server.errors import ErrorCode, SttError, clip_echo
+from stt_server.errors import ErrorCode, SttError
 from stt_server.proto_gen import stt_pb2
 
 TARGET_RATE: Final = 16000
