@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from stt_operator.spec import NAME_LENGTH_MESSAGE, NAME_MAX_LENGTH, NAME_PATTERN, NAME_PATTERN_MESSAGE
+from stt_operator.spec_alerting import DURATION_PATTERN
 
 
 def obj(properties: dict[str, Any], *, required: list[str] | None = None, description: str = "",
@@ -217,7 +218,26 @@ def _monitoring() -> dict[str, Any]:
             "labels": label_map("extra labels on the ConfigMap (grafana_dashboard: \"1\" is always set)"),
             "folder": string("Grafana folder, as the grafana_folder annotation the sidecar's folderAnnotation reads"),
         }, default={}, description="a ConfigMap with this SttServer's dashboard for Grafana's sidecar"),
+        "alertmanagerConfig": _alertmanager_config(),
     }, default={})
+
+
+def _alertmanager_config() -> dict[str, Any]:
+    def webhook(description: str) -> dict[str, Any]:
+        return obj({
+            "webhookURL": string("http(s) URL Alertmanager posts these alerts to", pattern="^https?://[^\\s]+$"),
+            "webhookURLSecret": secret_key("a Secret key holding the URL (a pager integration URL carries its key)"),
+        }, description=description, rules=[("!(has(self.webhookURL) && has(self.webhookURLSecret))",
+                                             "set webhookURL or webhookURLSecret, not both")])
+
+    return obj({
+        "enabled": boolean("render an AlertmanagerConfig routing this SttServer's alerts", default=False),
+        "labels": label_map("extra labels so an Alertmanager's alertmanagerConfigSelector selects it"),
+        "critical": webhook("where critical alerts go (pages)"),
+        "warning": webhook("where warning alerts go (tickets); muted while a critical alert fires"),
+        "repeatInterval": string("resend a still-firing alert after this long", default="4h",
+                                 pattern=DURATION_PATTERN),
+    }, description="an AlertmanagerConfig (prometheus-operator) for this SttServer's alerts")
 
 
 def _autoscaling() -> dict[str, Any]:

@@ -35,6 +35,7 @@ WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("a
                            ("policy", "v1", "poddisruptionbudgets"),
                            ("monitoring.coreos.com", "v1", "servicemonitors"),
                            ("monitoring.coreos.com", "v1", "prometheusrules"),
+                           ("monitoring.coreos.com", "v1alpha1", "alertmanagerconfigs"),
                            ("networking.k8s.io", "v1", "networkpolicies"))
 
 

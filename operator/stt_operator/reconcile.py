@@ -32,6 +32,7 @@ CHILD_KINDS: Final[Mapping[str, tuple[str, str]]] = {
     "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets"),
     "ServiceMonitor": ("monitoring.coreos.com/v1", "servicemonitors"),
     "PrometheusRule": ("monitoring.coreos.com/v1", "prometheusrules"),
+    "AlertmanagerConfig": ("monitoring.coreos.com/v1alpha1", "alertmanagerconfigs"),
     "NetworkPolicy": ("networking.k8s.io/v1", "networkpolicies"),
 }
 

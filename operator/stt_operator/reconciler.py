@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 API_VERSION: Final = f"{GROUP}/{VERSION}"
 MONITORING_KINDS: Final = {"servicemonitors": "ServiceMonitor", "prometheusrules": "PrometheusRule"}
+# Rendered only when the spec asks (spec.monitoring.alertmanagerConfig) and the cluster serves it.
+OPTIONAL_MONITORING_KINDS: Final = {"alertmanagerconfigs": "monitoring.coreos.com/v1alpha1"}
 TRANSIENT: Final = (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 MAX_BACKOFF_SEC: Final = 30.0
 
@@ -100,10 +102,12 @@ class Reconciler:
 
     async def monitoring_apis(self) -> tuple[frozenset[str], str | None]:
         """Which prometheus-operator kinds the cluster serves, and a note when some are missing."""
-        document = await self.api.get_or_none("/apis/monitoring.coreos.com/v1")
-        served = {r.get("name") for r in (document or {}).get("resources") or ()}
-        found = frozenset(kind for kind in MONITORING_KINDS if kind in served)
-        if found == frozenset(MONITORING_KINDS):
+        documents = await asyncio.gather(
+            self.api.get_or_none("/apis/monitoring.coreos.com/v1"),
+            *(self.api.get_or_none(f"/apis/{version}") for version in OPTIONAL_MONITORING_KINDS.values()))
+        served = {r.get("name") for document in documents for r in (document or {}).get("resources") or ()}
+        found = frozenset(kind for kind in (*MONITORING_KINDS, *OPTIONAL_MONITORING_KINDS) if kind in served)
+        if found >= frozenset(MONITORING_KINDS):
             return found, None
         missing = ", ".join(sorted(set(MONITORING_KINDS) - found))
         return found, (f"skipped: the cluster does not serve monitoring.coreos.com/v1 {missing} "
@@ -147,7 +151,7 @@ class Reconciler:
                 if applied.action != "unchanged":
                     notes.append(events.child_event(applied.kind, applied.name, applied.action))
             kinds = {k: v for k, v in CHILD_KINDS.items()
-                     if v[0] != "monitoring.coreos.com/v1" or v[1] in apis}
+                     if not v[0].startswith("monitoring.coreos.com/") or v[1] in apis}
             for stale in await owned_children(self.api, owner_uid=body["metadata"]["uid"], namespace=namespace,
                                               instance=name, kinds=kinds):
                 if (stale["kind"], stale["metadata"]["name"]) not in wanted:

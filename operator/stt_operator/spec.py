@@ -110,7 +110,7 @@ def parse_spec(body: Mapping[str, Any]) -> SttServerSpec:
     pull_secrets = spec.list("imagePullSecrets")
     # User labels go onto children verbatim: a bad one must stop the pass before any child is written.
     monitoring = spec.child("monitoring")
-    for section in ("serviceMonitor", "prometheusRule", "grafanaDashboard"):
+    for section in ("serviceMonitor", "prometheusRule", "grafanaDashboard", "alertmanagerConfig"):
         check_labels(monitoring.child(section).mapping("labels"), f"spec.monitoring.{section}.labels")
     check_labels(spec.mapping("nodeSelector"), "spec.nodeSelector")
     return SttServerSpec(

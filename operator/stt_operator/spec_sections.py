@@ -17,6 +17,7 @@ from stt_operator.autoscaling.behavior import (
     ScalingPolicy,
     ScalingRules,
 )
+from stt_operator.spec_alerting import AlertmanagerConfigSpec, parse_alertmanager_config
 from stt_operator.spec_reader import Reader, SpecError
 
 SERVICE_TYPES: Final = ("ClusterIP", "NodePort")
@@ -126,6 +127,7 @@ class MonitoringSpec:
     runbook_base_url: str = "https://github.com/stt-fleet/stt-fleet/blob/main/docs/slo.md"
     thresholds: Thresholds = Thresholds()
     grafana_dashboard: GrafanaDashboardSpec = GrafanaDashboardSpec()
+    alertmanager_config: AlertmanagerConfigSpec = field(default_factory=AlertmanagerConfigSpec)
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,8 @@ def parse_monitoring(r: Reader) -> MonitoringSpec:
         runbook_base_url=pr.string("runbookBaseURL", MonitoringSpec().runbook_base_url).rstrip("/"),
         thresholds=thresholds,
         grafana_dashboard=parse_grafana_dashboard(r.child("grafanaDashboard")),
+        alertmanager_config=parse_alertmanager_config(
+            r.child("alertmanagerConfig"), labels=_labels(r.child("alertmanagerConfig"), "labels")),
     )
 
 

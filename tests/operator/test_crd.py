@@ -132,6 +132,8 @@ CEL_BREAKERS: dict[str, dict[str, Any]] = {
     "restNodePort needs the REST API on (restPort other than 0)": {"service": {"type": "NodePort", "restPort": 0,
                                                                                "restNodePort": 30003}},
     "minReplicas must be <= maxReplicas": {"autoscaling": {"minReplicas": 3, "maxReplicas": 2}},
+    "set webhookURL or webhookURLSecret, not both": {"monitoring": {"alertmanagerConfig": {"critical": {
+        "webhookURL": "http://pager/x", "webhookURLSecret": {"name": "s", "key": "k"}}}}},
     ("label keys are [prefix/]name: prefix a DNS subdomain, name at most 63 characters of letters, digits, '-', "
      "'_' and '.', starting and ending with a letter or digit"): {"nodeSelector": {"bad key": "x"}},
 }

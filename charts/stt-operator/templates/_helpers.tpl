@@ -47,7 +47,7 @@ the autoscaler lists pods, reads the control-token Secret and patches Deployment
   resources: [poddisruptionbudgets]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [monitoring.coreos.com]
-  resources: [servicemonitors, prometheusrules]
+  resources: [servicemonitors, prometheusrules, alertmanagerconfigs]
   verbs: [get, list, watch, create, patch, delete]
 # spec.networkPolicy: listed on every pass (an unwanted one is deleted) and watched for drift.
 - apiGroups: [networking.k8s.io]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stt_operator.builders.alertmanagerconfig import build_alertmanagerconfig
 from stt_operator.builders.configmap import build_configmap
 from stt_operator.builders.deployment import build_deployment
 from stt_operator.builders.grafana_dashboard import build_grafana_dashboard
@@ -14,8 +15,9 @@ from stt_operator.builders.service import build_service
 from stt_operator.builders.servicemonitor import build_servicemonitor
 from stt_operator.spec import SttServerSpec
 
-__all__ = ["build_children", "build_configmap", "build_deployment", "build_grafana_dashboard", "build_networkpolicy",
-           "build_pdb", "build_prometheusrule", "build_service", "build_servicemonitor"]
+__all__ = ["build_alertmanagerconfig", "build_children", "build_configmap", "build_deployment",
+           "build_grafana_dashboard", "build_networkpolicy", "build_pdb", "build_prometheusrule", "build_service",
+           "build_servicemonitor"]
 
 
 def build_children(spec: SttServerSpec, *, monitoring_apis: frozenset[str],
@@ -36,6 +38,8 @@ def build_children(spec: SttServerSpec, *, monitoring_apis: frozenset[str],
         children.append(build_servicemonitor(spec))
     if spec.monitoring.prometheus_rule and "prometheusrules" in monitoring_apis:
         children.append(build_prometheusrule(spec))
+    if spec.monitoring.alertmanager_config.enabled and "alertmanagerconfigs" in monitoring_apis:
+        children.append(build_alertmanagerconfig(spec))
     if spec.monitoring.grafana_dashboard.enabled:
         # A plain ConfigMap: Grafana's sidecar needs no API of its own in the cluster.
         children.append(build_grafana_dashboard(spec))

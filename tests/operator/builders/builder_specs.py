@@ -9,7 +9,7 @@ import yaml
 from stt_operator.spec import SttServerSpec, parse_spec
 
 SAMPLES = pathlib.Path(__file__).resolve().parents[3] / "crds" / "samples"
-ALL_APIS = frozenset({"servicemonitors", "prometheusrules"})
+ALL_APIS = frozenset({"servicemonitors", "prometheusrules", "alertmanagerconfigs"})
 
 
 def sample(name: str) -> SttServerSpec:
