@@ -64,6 +64,9 @@ def _add_offline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--api-key")
     p.add_argument("--beam-size", type=int, default=1)
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where --direct runs faster-whisper (match the server's model.device)")
+    p.add_argument("--compute-type", default="int8", help="--direct's compute type (float16 on cuda)")
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
 
 
@@ -155,7 +158,8 @@ def _run_offline(args: argparse.Namespace) -> int:
         print("error: give --server, --direct, or both", file=sys.stderr)
         return 2
     audios = offline.load_inputs(args.files)
-    direct = offline.DirectWhisper(beam_size=args.beam_size) if args.direct else None
+    direct = (offline.DirectWhisper(beam_size=args.beam_size, device=args.device, compute_type=args.compute_type)
+              if args.direct else None)
     measured = asyncio.run(offline.measure(audios, repeat=args.repeat, server=args.server, api_key=args.api_key,
                                            direct=direct))
     result: dict[str, object] = {key: offline.throughput_dict(t) for key, t in measured.items()}

