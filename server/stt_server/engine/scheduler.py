@@ -283,7 +283,8 @@ class DecodeScheduler:
                     break  # an offline job keeps its place: nothing behind it jumps it
                 candidates.append(queued)
         widths = [padded_frames(samples=job.audio.size, final=job.kind != "partial") for job in candidates]
-        batch = [candidates[i] for i in choose_batch(widths, limit=limit, frame_budget=self.frame_budget)]
+        ranks = [0 if job.kind != "partial" else 1 if job.first else 2 for job in candidates]
+        batch = [candidates[i] for i in choose_batch(widths, limit=limit, ranks=ranks, frame_budget=self.frame_budget)]
         for job in batch:
             (self._partials if job.kind == "partial" else self._finals).remove(job)
         return batch

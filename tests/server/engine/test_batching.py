@@ -13,8 +13,14 @@ def test_padded_frames_are_audio_plus_the_kind_of_tail_capped_at_the_window() ->
     assert padded_frames(samples=40 * 16_000, final=True) == MAX_FRAMES
 
 
-def test_similar_jobs_fill_the_batch_up_to_the_limit() -> None:
-    assert choose_batch([400, 420, 390, 410, 400], limit=3) == [0, 1, 2]
+def test_jobs_nearest_the_heads_width_fill_the_batch_up_to_the_limit() -> None:
+    assert choose_batch([400, 420, 390, 410, 400], limit=3) == [0, 2, 4]  # 400, then 400 and 390
+    assert choose_batch([400, 700, 650, 420, 380], limit=3) == [0, 3, 4]  # the 1 s partials, not the 4 s ones
+
+
+def test_a_higher_priority_class_is_taken_before_a_nearer_width() -> None:
+    # Head: a final (rank 0); a first partial (rank 1) goes before a refresh (rank 2) of equal width.
+    assert choose_batch([600, 500, 500], ranks=[0, 2, 1], limit=2) == [0, 2]
 
 
 def test_the_head_always_goes_even_alone_and_over_budget() -> None:
