@@ -46,7 +46,7 @@ class ProtocolFigures:
 
 
 def long_clip(repeats: int = 2) -> WavAudio:
-    """``long``-style audio: the four workload sentences, ``repeats`` times, with pauses (~20 s at 2)."""
+    """``long``-style audio: the four workload sentences, ``repeats`` times, with the workload's pauses (~50 s at 2)."""
     texts = list(SENTENCES) * repeats
     clips = synthesize(SENTENCES) * repeats
     return WavAudio(compose(clips, texts=texts).pcm, SAMPLE_RATE)
