@@ -44,6 +44,8 @@ KINDS: Final[Mapping[str, tuple[str, str, str]]] = {
     "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets", "poddisruptionbudgets.policy"),
     "ServiceMonitor": ("monitoring.coreos.com/v1", "servicemonitors", "servicemonitors.monitoring.coreos.com"),
     "PrometheusRule": ("monitoring.coreos.com/v1", "prometheusrules", "prometheusrules.monitoring.coreos.com"),
+    "AlertmanagerConfig": ("monitoring.coreos.com/v1alpha1", "alertmanagerconfigs",
+                           "alertmanagerconfigs.monitoring.coreos.com"),
     "NetworkPolicy": ("networking.k8s.io/v1", "networkpolicies", "networkpolicies.networking.k8s.io"),
     "Pod": ("v1", "pods", "pods"),
     "Event": ("v1", "events", "events"),

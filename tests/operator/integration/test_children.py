@@ -72,10 +72,12 @@ async def test_full_server_gets_monitoring_children_and_a_quiet_operator_writes_
     sample["spec"]["autoscaling"]["scrapeIntervalSeconds"] = 1  # its passes, too, must write nothing below
     name = sample["metadata"]["name"]
     cluster.apply(sample)
-    kinds = (*CORE_KINDS, "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule")
+    kinds = (*CORE_KINDS, "PodDisruptionBudget", "ServiceMonitor", "PrometheusRule", "AlertmanagerConfig")
     children = await _children(cluster, name, kinds)
     for child in children.values():
         _validate(child)
+    routes = children["AlertmanagerConfig"]["spec"]["route"]["routes"]
+    assert [(r["matchers"][0]["value"], r["receiver"]) for r in routes] == [("critical", "page"), ("warning", "ticket")]
     resources = children["Deployment"]["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources["limits"]["nvidia.com/gpu"] == "1"
     assert children["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1
