@@ -9,7 +9,7 @@ the problem, so start-up stops with a message a person can act on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -26,12 +26,17 @@ ENV_ALIASES: Final[dict[str, str]] = {
 
 
 class ConfigError(ValueError):
-    """A configuration problem: ``key`` is dotted (``limits.max_sessions``), ``problem`` readable."""
+    """A configuration problem: ``key`` is dotted (``limits.max_sessions``), ``problem`` readable.
 
-    def __init__(self, key: str, problem: str) -> None:
+    ``problems`` lists every ``(key, problem)`` found (``key``/``problem`` are the first), so one
+    message names all the bad keys instead of one per restart.
+    """
+
+    def __init__(self, key: str, problem: str, *, more: Sequence[tuple[str, str]] = ()) -> None:
         self.key = key
         self.problem = problem
-        super().__init__(f"invalid configuration: {key}: {problem}")
+        self.problems: tuple[tuple[str, str], ...] = ((key, problem), *more)
+        super().__init__("invalid configuration: " + "; ".join(f"{k}: {p}" for k, p in self.problems))
 
 
 class _Section(BaseModel):
@@ -97,6 +102,11 @@ class LimitsSettings(_Section):
     max_stream_buffer_bytes: int = Field(default=1_920_000, ge=32_000)
     max_total_buffer_bytes: int = Field(default=64 * 1024 * 1024, ge=32_000)
     max_decode_pending: int = Field(default=16, ge=1)
+    # Unary Recognize (docs/config.md): the upload, the audio it may hold, and what all calls in
+    # progress may hold together (each costs about 4x its 16 kHz PCM bytes while decoding).
+    max_recognize_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_recognize_duration_sec: float = Field(default=1800.0, gt=0)
+    max_recognize_inflight_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
 
 
 class AuthSettings(_Section):
@@ -183,12 +193,12 @@ def _problem(error: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def build_config(data: Mapping[str, Any]) -> ServerConfig:
-    """Validate a nested mapping; raise ``ConfigError`` naming the first bad key."""
+    """Validate a nested mapping; raise ``ConfigError`` naming every bad key."""
     try:
         return ServerConfig.model_validate(dict(data))
     except ValidationError as exc:
-        key, problem = _problem(exc.errors()[0])
-        raise ConfigError(key, problem) from exc
+        problems = [_problem(error) for error in exc.errors()]
+        raise ConfigError(*problems[0], more=problems[1:]) from exc
 
 
 def load_config(

@@ -46,7 +46,8 @@ def pcm16_to_float32(data: bytes, *, channels: int = 1, index: int = 0) -> np.nd
     if len(data) % frame_bytes:
         raise AudioFormatError(ErrorCode.ODD_BYTE_COUNT, f"{len(data)} bytes is not a whole number of "
                                f"{channels}-channel 16-bit frames", index=index, nbytes=len(data))
-    samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+    samples = np.frombuffer(data, dtype="<i2").astype(np.float32)
+    samples *= 1.0 / 32768.0  # in place: one float copy of a long upload, not two
     return to_mono(samples, channels=channels)
 
 
@@ -127,16 +128,34 @@ def is_wav(data: bytes) -> bool:
     return len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WAVE"
 
 
-def decode_wav(data: bytes) -> WavAudio:
-    """Parse a RIFF/WAVE file (PCM 8/16/24/32-bit or float32, any channel count) to 16 kHz mono."""
+@dataclass(frozen=True)
+class WavHeader:
+    """What a RIFF/WAVE header says, and its sample data (a view of the file's bytes, not a copy)."""
+
+    tag: int
+    channels: int
+    rate: int
+    bits: int
+    payload: memoryview
+
+    @property
+    def duration_sec(self) -> float:
+        """Seconds of audio the data chunk holds (before decoding it)."""
+        frame = max(1, self.bits // 8) * max(1, self.channels)
+        return len(self.payload) // frame / self.rate if self.rate else 0.0
+
+
+def parse_wav(data: bytes) -> WavHeader:
+    """The fmt and data chunks of a RIFF/WAVE file; raises ``AudioFormatError`` on a bad header."""
     if not is_wav(data):
         raise AudioFormatError(ErrorCode.INVALID_AUDIO, "not a RIFF/WAVE file")
+    view = memoryview(data)
     fmt: tuple[int, int, int, int] | None = None
-    payload: bytes | None = None
+    payload: memoryview | None = None
     pos = 12
     while pos + 8 <= len(data):
         chunk_id, size = struct.unpack_from("<4sI", data, pos)
-        body = data[pos + 8: pos + 8 + size]
+        body = view[pos + 8: pos + 8 + size]
         if chunk_id == b"fmt ":
             if len(body) < 16:
                 raise AudioFormatError(ErrorCode.INVALID_AUDIO, "WAV fmt chunk is truncated")
@@ -155,27 +174,61 @@ def decode_wav(data: bytes) -> WavAudio:
     tag, channels, rate, bits = fmt
     check_channels(channels)
     check_sample_rate(rate)
-    interleaved = _wav_samples(payload, tag=tag, bits=bits, channels=channels)
-    mono = to_mono(interleaved, channels=channels)
-    return WavAudio(samples=resample(mono, source_rate=rate), source_rate=rate, channels=channels,
-                    bits_per_sample=bits)
+    return WavHeader(tag=tag, channels=channels, rate=rate, bits=bits, payload=payload)
 
 
-def _wav_samples(payload: bytes, *, tag: int, bits: int, channels: int) -> np.ndarray:
+def decode_wav(data: bytes, *, header: WavHeader | None = None) -> WavAudio:
+    """Parse a RIFF/WAVE file (PCM 8/16/24/32-bit or float32, any channel count) to 16 kHz mono.
+
+    ``header`` is ``parse_wav(data)`` when the caller already has it (to check limits first).
+    """
+    wav = header if header is not None else parse_wav(data)
+    interleaved = _wav_samples(wav.payload, tag=wav.tag, bits=wav.bits, channels=wav.channels)
+    mono = to_mono(interleaved, channels=wav.channels)
+    samples = mono if wav.rate == SAMPLE_RATE else resample(mono, source_rate=wav.rate)
+    return WavAudio(samples=samples, source_rate=wav.rate, channels=wav.channels, bits_per_sample=wav.bits)
+
+
+def sanitize_float(samples: np.ndarray) -> np.ndarray:
+    """Float samples made safe to decode, in place: NaN/inf refused, a range past [-1, 1] brought back.
+
+    Non-finite samples are ``AudioFormatError`` NON_FINITE_AUDIO: they poison the log-mel features
+    and the decoder then loops on "!!!!" through every temperature fallback (issue 13: 25 s of CPU
+    for a 4 s clip). Finite but absurd values (a float WAV at 1e30) are scaled by the 99.9th
+    percentile of the magnitudes, so a uniformly too-loud clip keeps its shape, then clipped, so a
+    few huge spikes do not silence the rest.
+    """
+    finite = np.isfinite(samples)
+    bad = samples.size - int(np.count_nonzero(finite))
+    del finite
+    if bad:
+        raise AudioFormatError(ErrorCode.NON_FINITE_AUDIO, f"{bad} non-finite samples", count=bad)
+    if samples.size == 0 or (float(samples.max()) <= 1.0 and float(samples.min()) >= -1.0):
+        return samples
+    reference = float(np.quantile(np.abs(samples), 0.999))
+    if reference > 1.0:
+        samples /= np.float32(reference)
+    np.clip(samples, -1.0, 1.0, out=samples)
+    return samples
+
+
+def _wav_samples(payload: bytes | memoryview, *, tag: int, bits: int, channels: int) -> np.ndarray:
     width = bits // 8
     if bits % 8 or width == 0:
         raise AudioFormatError(ErrorCode.UNSUPPORTED_AUDIO, f"{bits}-bit WAV samples")
     usable = len(payload) - len(payload) % (width * channels)  # drop a torn last frame
     raw = payload[:usable]
     if tag == _WAVE_FORMAT_FLOAT and bits == 32:
-        return np.frombuffer(raw, dtype="<f4").astype(np.float32)
+        return sanitize_float(np.frombuffer(raw, dtype="<f4").astype(np.float32))
     if tag != _WAVE_FORMAT_PCM:
         raise AudioFormatError(ErrorCode.UNSUPPORTED_AUDIO, f"WAV format tag {tag} with {bits} bits "
                                "(PCM 8/16/24/32-bit and float32 accepted)")
     if bits == 8:
         return (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
     if bits == 16:
-        return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+        samples = np.frombuffer(raw, dtype="<i2").astype(np.float32)
+        samples *= 1.0 / 32768.0
+        return samples
     if bits == 24:
         triples = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
         values = triples[:, 0] | (triples[:, 1] << 8) | (triples[:, 2] << 16)
@@ -191,4 +244,5 @@ def decode_audio_bytes(data: bytes, *, sample_rate: int, channels: int = 1) -> n
     if is_wav(data):
         return decode_wav(data).samples
     decoder = PcmDecoder(sample_rate=sample_rate, channels=channels)
-    return np.concatenate([decoder.decode(data), decoder.flush()])
+    samples, tail = decoder.decode(data), decoder.flush()
+    return np.concatenate([samples, tail]) if tail.size else samples  # 16 kHz input: no second copy

@@ -106,6 +106,7 @@ class BatchItem:
     prefix: str = ""
     margin_frames: int = PARTIAL_MARGIN_FRAMES
     word_timestamps: bool = False
+    prompt: str = ""  # Whisper's "previous text" context (offline Recognize's initial prompt)
 
 
 def resolve_model_path(*, name: str, path: Path | None) -> str:
@@ -227,7 +228,11 @@ class WhisperBackend:
                                           language=language) for language in set(languages)}
         for item, language in zip(items, languages):
             tokenizer = tokenizers[language]
-            prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+            prompt = []
+            if item.prompt.strip():  # as faster-whisper: <|startofprev|> and the prompt's last tokens
+                prompt = [tokenizer.sot_prev,
+                          *tokenizer.encode(" " + item.prompt.strip())[-(model.max_length // 2 - 1):]]
+            prompt.extend((*tokenizer.sot_sequence, tokenizer.no_timestamps))
             if item.prefix.strip():
                 prompt.extend(tokenizer.encode(" " + item.prefix.strip())[: model.max_length // 2 - 1])
             prompts.append(prompt)

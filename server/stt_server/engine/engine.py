@@ -17,9 +17,9 @@ import numpy as np
 
 from stt_server.engine.backend import TranscriptSegment, WhisperBackend
 from stt_server.engine.buffers import BufferLedger
+from stt_server.engine.offline import ChunkDecode, chunk_result, decode_chunks, find_speech, plan_chunks
 from stt_server.engine.recognizer import StreamRecognizer, StreamSettings
-from stt_server.engine.results import build_offline
-from stt_server.engine.scheduler import DecodeJob, DecodeScheduler
+from stt_server.engine.scheduler import DecodeOutcome, DecodeScheduler
 from stt_server.engine.types import SAMPLE_RATE, RecognitionResult, StreamOptions
 from stt_server.engine.vad import EndpointerSettings
 from stt_server.errors import ErrorCode, SttError
@@ -46,6 +46,7 @@ class Engine:
                                          num_workers=config.model.num_workers)
         self._vad_executor: ThreadPoolExecutor | None = None
         self._streams: dict[str, StreamRecognizer] = {}
+        self._recognize_calls = 0  # names each Recognize's decode jobs, so a cancelled call drops its own
         self.loaded = False
         self._reasons: list[str] = ["model not loaded"]
 
@@ -141,27 +142,43 @@ class Engine:
 
     async def recognize(self, audio: np.ndarray, *, options: StreamOptions, prompt: str | None = None,
                         on_segment: Callable[[TranscriptSegment], None] | None = None) -> list[RecognitionResult]:
-        """Whole-clip decode through faster-whisper's own transcribe (queued as a final).
+        """A whole clip: VAD-gated speech chunks, batched through the decode scheduler as finals.
 
-        ``prompt`` is Whisper's initial prompt; ``on_segment`` is called from the decode worker
-        thread with each segment as it is decoded (the REST API streams them as they come).
+        Silence decodes nothing (no made-up text), and memory stays that of the clip's samples:
+        chunks are views, decoded a few at a time (engine/offline.py). ``prompt`` is Whisper's
+        initial prompt for every chunk; ``on_segment`` is called on the event loop with each
+        chunk's text, in clip order, as soon as it is decoded (the REST API streams them).
         """
-        if not self.loaded:
+        if not self.loaded or self._vad_executor is None:
             raise SttError(ErrorCode.NOT_READY, reason="model not loaded")
         samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
         if samples.size == 0:
             raise SttError(ErrorCode.EMPTY_STREAM, what="Recognize audio")
         if options.language is not None and options.language not in self.backend.languages:
             raise SttError(ErrorCode.INVALID_CONFIG, reason=f"language {options.language!r} is not supported")
-        job = DecodeJob(stream_id=f"offline-{id(samples)}", kind="offline", audio=samples, language=options.language,
-                        word_timestamps=options.word_time_offsets, initial_prompt=prompt or None,
-                        on_segment=on_segment)
-        outcome = await (await self.scheduler.submit_final(job))
-        if outcome is None:
-            raise SttError(ErrorCode.INTERNAL, reason="offline decode was dropped")
-        timing = outcome.timing(response_emit=0.0)
-        self.metrics.record_decode(kind="offline", timing=timing, audio_seconds=samples.size / SAMPLE_RATE)
-        results = build_offline(outcome.transcript, with_words=options.word_time_offsets)
+        spans = await find_speech(samples, settings=self.stream_settings(options).endpointer,
+                                  executor=self._vad_executor)
+        chunks = plan_chunks(spans, total=samples.size)
+        self._recognize_calls += 1
+        plan = ChunkDecode(stream_id=f"recognize-{self._recognize_calls}", language=options.language,
+                           word_timestamps=options.word_time_offsets, prompt=prompt or None,
+                           in_flight=max(1, min(self.scheduler.max_pending // 2,
+                                                2 * self.scheduler.num_workers)))
+        results: list[RecognitionResult] = []
+
+        def ready(index: int, outcome: DecodeOutcome) -> None:
+            self.metrics.record_decode(kind="offline", timing=outcome.timing(response_emit=0.0),
+                                       audio_seconds=outcome.audio_seconds)
+            result = chunk_result(outcome.transcript, chunks[index], index=len(results),
+                                  with_words=options.word_time_offsets)
+            if result is None:
+                return
+            results.append(result)
+            if on_segment is not None:
+                on_segment(TranscriptSegment(result.text, result.start_sec, result.end_sec,
+                                             outcome.transcript.avg_logprob))
+
+        await decode_chunks(samples, chunks, scheduler=self.scheduler, plan=plan, on_ready=ready)
         self.metrics.results.labels(kind="final").inc(len(results))
         return results
 

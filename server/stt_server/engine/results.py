@@ -37,15 +37,3 @@ def build_final(agreement: Agreement, transcript: Transcript, *, start_sec: floa
         confidence=confidence_from_logprob(transcript.avg_logprob), words=words, language=transcript.language,
         stability=1.0)
 
-
-def build_offline(transcript: Transcript, *, with_words: bool) -> list[RecognitionResult]:
-    """One final result per segment of a whole-file decode."""
-    results = []
-    for index, segment in enumerate(transcript.segments):
-        words = tuple(Word(w.word, w.start_sec, w.end_sec, w.probability) for w in segment.words) if with_words else ()
-        results.append(RecognitionResult(
-            is_final=True, stable_text=segment.text, unstable_text="", start_sec=segment.start_sec,
-            end_sec=segment.end_sec, audio_processed_sec=segment.end_sec, utterance_index=index,
-            confidence=confidence_from_logprob(segment.avg_logprob), words=words, language=transcript.language,
-            stability=1.0))
-    return results

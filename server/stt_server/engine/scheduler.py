@@ -328,7 +328,8 @@ class DecodeScheduler:
                                             prefix=job.prefix or None, **extra)]
         return self.backend.transcribe_batch(
             [BatchItem(audio=job.audio, language=job.language, prefix=job.prefix, word_timestamps=job.word_timestamps,
-                       margin_frames=PARTIAL_MARGIN_FRAMES if job.kind == "partial" else FINAL_MARGIN_FRAMES)
+                       margin_frames=PARTIAL_MARGIN_FRAMES if job.kind == "partial" else FINAL_MARGIN_FRAMES,
+                       prompt=job.initial_prompt or "")
              for job in batch])
 
     def _finish(self, batch: list[DecodeJob], *, transcripts: list[Transcript] | None = None,

@@ -13,7 +13,15 @@ from typing import Final
 
 import numpy as np
 
-from stt_server.engine.audio import PcmDecoder, check_channels, check_sample_rate, decode_audio_bytes, is_wav
+from stt_server.engine.audio import (
+    PcmDecoder,
+    check_channels,
+    check_sample_rate,
+    decode_audio_bytes,
+    decode_wav,
+    is_wav,
+    parse_wav,
+)
 from stt_server.errors import ErrorCode, SttError
 from stt_server.grpc_service.stream_config import AudioFormat
 
@@ -111,13 +119,25 @@ class StreamAudioDecoder:
         return self._pcm.flush() if self._pcm is not None else _EMPTY
 
 
+def check_recognize_duration(seconds: float, *, limit: float) -> None:
+    """``SttError`` RECOGNIZE_TOO_LONG when a Recognize payload holds more than ``limit`` seconds."""
+    if seconds > limit:
+        raise SttError(ErrorCode.RECOGNIZE_TOO_LONG, seconds=f"{seconds:.1f}", limit=f"{limit:g}")
+
+
 def decode_whole(data: bytes, fmt: AudioFormat, *, max_duration_sec: float) -> np.ndarray:
-    """A whole ``Recognize`` payload as float32 mono 16 kHz (WAV: 8/16/24/32-bit or float)."""
+    """A whole ``Recognize`` payload as float32 mono 16 kHz (WAV: 8/16/24/32-bit or float).
+
+    The duration is checked from the byte count or the WAV header before anything is decoded, so
+    an over-long upload costs no float copy.
+    """
     if fmt.encoding == "wav" and not is_wav(data):
         raise SttError(ErrorCode.INVALID_AUDIO, reason="WAV encoding but no RIFF/WAVE header")
     if fmt.encoding != "wav" and len(data) % (2 * fmt.channels):
         raise SttError(ErrorCode.ODD_BYTE_COUNT, index=1, nbytes=len(data))
-    audio = decode_audio_bytes(data, sample_rate=fmt.sample_rate_hz, channels=fmt.channels)
-    if audio.size / 16000 > max_duration_sec:
-        raise SttError(ErrorCode.STREAM_TOO_LONG, limit=f"{max_duration_sec:g}")
-    return audio
+    if is_wav(data):
+        header = parse_wav(data)
+        check_recognize_duration(header.duration_sec, limit=max_duration_sec)
+        return decode_wav(data, header=header).samples
+    check_recognize_duration(len(data) / (2 * fmt.channels) / fmt.sample_rate_hz, limit=max_duration_sec)
+    return decode_audio_bytes(data, sample_rate=fmt.sample_rate_hz, channels=fmt.channels)

@@ -27,6 +27,7 @@ from stt_server.grpc_service.audio_input import StreamAudioDecoder, decode_whole
 from stt_server.grpc_service.auth import ApiKeyAuthenticator, Principal
 from stt_server.grpc_service.inbox import Inbox
 from stt_server.grpc_service.rate_limit import RateLimiter
+from stt_server.grpc_service.recognize_budget import RecognizeBudget, check_upload
 from stt_server.grpc_service.responses import (
     result_message,
     server_info_message,
@@ -96,6 +97,7 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
         self._capture = capture
         self.sessions = SessionRegistry(config.limits, metrics=metrics)
         self._rate = RateLimiter(requests_per_minute=config.limits.requests_per_minute_per_api_key)
+        self._recognize_budget = RecognizeBudget(limit=config.limits.max_recognize_inflight_bytes)
         self.streams: set[StreamRun] = set()
         self._streams_idle = asyncio.Event()
         self._streams_idle.set()
@@ -198,16 +200,21 @@ class SpeechToTextServicer(stt_pb2_grpc.SpeechToTextServicer):
                 raise malformed(request, what="Recognize request")
             session_config = stream_config.parse_recognition_config(request.config, self._config)
             set_log_ids(request_id=session_config.request_id)
+            content = request.audio_content  # one copy out of the message, not one per access
+            limits = self._config.limits
+            check_upload(len(content), limit=limits.max_recognize_bytes)
             if request.ByteSize() > self._config.server.max_message_bytes:
                 raise SttError(ErrorCode.MESSAGE_TOO_LARGE, nbytes=request.ByteSize(),
                                limit=self._config.server.max_message_bytes)
-            loading = time.perf_counter()
-            audio = decode_whole(request.audio_content, session_config.audio,
-                                 max_duration_sec=self._config.server.max_stream_duration_sec)
-            self._metrics.audio_load_seconds.labels(kind="offline").observe(time.perf_counter() - loading)
-            if audio.size == 0:
-                raise SttError(ErrorCode.EMPTY_STREAM, what="Recognize request")
-            results = await self._engine.recognize(audio, options=session_config.options)
+            with self._recognize_budget.hold(len(content)):
+                loading = time.perf_counter()
+                audio = await asyncio.to_thread(decode_whole, content, session_config.audio,
+                                                max_duration_sec=limits.max_recognize_duration_sec)
+                del content
+                self._metrics.audio_load_seconds.labels(kind="offline").observe(time.perf_counter() - loading)
+                if audio.size == 0:
+                    raise SttError(ErrorCode.EMPTY_STREAM, what="Recognize request")
+                results = await self._engine.recognize(audio, options=session_config.options)
         except SttError as exc:
             self._finish("Recognize", exc.status, started=started)
             await abort(context, exc, metrics=self._metrics)
