@@ -57,9 +57,10 @@ def encode(samples: np.ndarray, name: str) -> bytes:
     buf = io.BytesIO()
     with av.open(buf, "w", format=spec.container) as out:
         stream = out.add_stream(spec.codec, rate=spec.rate, layout="mono")
+        assert isinstance(stream, av.AudioStream)
         frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
         frame.sample_rate = 16_000
-        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=spec.rate)
+        resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=spec.rate)
         for resampled in [*resampler.resample(frame), *resampler.resample(None)]:
             for packet in stream.encode(resampled):
                 out.mux(packet)

@@ -64,8 +64,7 @@ async def test_bad_upload_gets_its_error_and_the_server_keeps_serving(
         await assert_still_serving(api)
         labels = {"method": "Recognize", "protocol": "rest"}
         assert api.sample("stt_grpc_requests_total", {**labels, "grpc_status": "OK"}) == 1
-        assert api.sample("stt_errors_total", {"code": code, "grpc_status": body["error"]["code"] and
-                                               _grpc_status(code)}) == 1
+        assert api.sample("stt_errors_total", {"code": code, "grpc_status": _grpc_status(code)}) == 1
         await assert_no_leaks(api.server)
 
 
@@ -96,7 +95,7 @@ async def test_upload_over_the_limit_is_413_and_the_connection_stays_usable_for_
         # no Content-Length up front (chunked): the limit is applied while reading
         payload = form(big)()
         writer = _Collect()
-        await payload.write(writer)
+        await payload.write(writer)  # type: ignore[arg-type]  # only write() is called
 
         async def chunks() -> Any:
             for start in range(0, len(writer.data), 8192):
