@@ -208,6 +208,8 @@ class ServerMetrics:
         self.rate_limit_blocks = Counter(
             "stt_rate_limit_blocks", "Requests refused by a limit", ["limit"], registry=r
         )
+        for limit in RATE_LIMIT_KINDS:  # at 0 from the start: a first burst of blocks is a visible increase
+            self.rate_limit_blocks.labels(limit=limit)
         self.session_limit_rejects = Counter(
             "stt_session_limit_rejects", "Sessions refused by max_sessions (ERR1011)", registry=r
         )

@@ -39,7 +39,7 @@ def panels(_: Thresholds) -> list[Builder[Panel]]:
                   f'pod=~"$pod"}}) * 1048576', "{{pod}}"),
         ], unit="bytes", description="Framebuffer in use per pod, from NVIDIA dcgm-exporter (GPU nodes only)"),
         series("TLS certificate expires in", [
-            Query(f"min by (pod) (stt_tls_cert_expiry_timestamp_seconds{{{SEL}}}) - time()", "{{pod}}"),
-        ], unit="s", width=24, height=6,
-            description="Seconds until the serving certificate's notAfter (only while TLS is on)"),
+            Query(f"(min by (pod) (stt_tls_cert_expiry_timestamp_seconds{{{SEL}}}) - time()) / 86400", "{{pod}}"),
+        ], unit="d", width=24, height=6, limit=None,
+            description="Days until the serving certificate's notAfter (only while TLS is on)"),
     ]

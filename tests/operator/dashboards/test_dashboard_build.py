@@ -8,7 +8,6 @@ import json
 import pathlib
 import shutil
 import subprocess
-
 from typing import Any
 
 import pytest
