@@ -19,6 +19,7 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import sys
 import threading
 import time
@@ -35,6 +36,8 @@ _STANDARD_ATTRS: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None
 # loggers of libraries that may quote client bytes; their records are escaped and truncated
 FOREIGN_LOGGERS: Final = ("aiohttp", "grpc")
 FOREIGN_MAX_CHARS: Final = 300
+_CREDENTIAL: Final = re.compile(
+    r"(?i)((?:bearer|basic|token|api[-_]?key|authorization)[\s:=\"']+)[^\s\"',;]+")
 _NATIVE_LEVELS: Final = {"D": logging.DEBUG, "I": logging.INFO, "W": logging.WARNING, "E": logging.ERROR,
                          "F": logging.CRITICAL}
 
@@ -71,6 +74,11 @@ class _ContextFilter(logging.Filter):
         return True
 
 
+def redact_credentials(text: str) -> str:
+    """``text`` with anything after ``Bearer``/``Basic``/an API-key or token name replaced, prefix included."""
+    return _CREDENTIAL.sub(lambda m: f"{m.group(1)}<redacted>", text)
+
+
 class _ForeignFilter(logging.Filter):
     """Escape and truncate records of ``FOREIGN_LOGGERS``; keep only the exception's type, no traceback."""
 
@@ -81,9 +89,10 @@ class _ForeignFilter(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):
             message = str(record.msg)
+        message = clip_echo(redact_credentials(message), limit=FOREIGN_MAX_CHARS)
         if record.exc_info and record.exc_info[1] is not None:
             message = f"{message} ({type(record.exc_info[1]).__name__})"
-        record.msg, record.args = clip_echo(message, limit=FOREIGN_MAX_CHARS), None
+        record.msg, record.args = message, None
         record.exc_info, record.exc_text, record.stack_info = None, None, None
         record._stt_clipped = True
         return True

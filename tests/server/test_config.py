@@ -103,3 +103,14 @@ def test_docs_list_every_key() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "config.md").read_text()
     missing = [key for key in _keys(ServerConfig()) if f"| `{key}` |" not in text]
     assert not missing, f"docs/config.md lacks {missing}"
+
+
+def test_every_bad_key_is_named_in_one_message() -> None:
+    """Issue 13: an operator fixing a config should not need one restart per bad key."""
+    with pytest.raises(ConfigError) as caught:
+        build_config({"limits": {"max_sessions": 0, "bogus": 1}, "server": {"grpc_port": -1}})
+    message = str(caught.value)
+    for key in ("limits.max_sessions", "limits.bogus", "server.grpc_port"):
+        assert key in message
+    assert {key for key, _ in caught.value.problems} == {"limits.max_sessions", "limits.bogus", "server.grpc_port"}
+    assert caught.value.key in message  # the first problem stays available as before
