@@ -8,7 +8,9 @@
   change or deletion asks for a pass of their owner, so drift is corrected within the debounce
   plus one reconcile (well under a second on a quiet API server), and the status follows the
   Deployment's real status.
-- A timer per SttServer re-syncs everything every RESYNC_SEC (a safety net for missed events).
+- A timer per SttServer re-checks everything every RESYNC_SEC (a safety net for missed events):
+  the object and its children are listed, and a full pass runs only when they changed since the
+  last clean pass (reconciler.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from stt_operator.spec import SpecError
 RESYNC_SEC: Final = float(os.environ.get("STT_OPERATOR_RESYNC_SEC", "30"))
 # Whole seconds: kopf sends it as `timeoutSeconds`, which kube-apiserver parses as an integer ("60.0" is a 400).
 WATCH_TIMEOUT_SEC: Final = int(float(os.environ.get("STT_OPERATOR_WATCH_TIMEOUT_SEC", "60")))
+# Requests in flight to the API server at once (the rest wait their turn): a burst of new SttServers
+# goes no faster with more, and each TLS connection in the pool costs a 256 KiB read buffer plus
+# OpenSSL's state, which stay in the process's RSS after the burst.
+API_IN_FLIGHT: Final = 16
 # kopf watches the monitoring kinds only while the cluster serves them (it re-scans CRDs itself).
 WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("apps", "v1", "deployments"),
                            ("policy", "v1", "poddisruptionbudgets"),
@@ -77,7 +83,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 5
     select_children_on_the_server(settings)
-    api = KubeApi(credentials_from_env())
+    api = KubeApi(credentials_from_env(), max_in_flight=API_IN_FLIGHT)
     await api.__aenter__()
     memo["api"] = api
     memo["reconciler"] = Reconciler(api, operator_namespace=own_namespace())
@@ -110,7 +116,7 @@ async def reconcile_server(name: str, namespace: str | None, memo: Any, retry: i
 @kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SEC, initial_delay=RESYNC_SEC, idle=None)
 async def resync(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
     if namespace is not None:
-        memo["reconciler"].request(namespace, name)
+        memo["reconciler"].request(namespace, name, check_first=True)  # a full pass only if something changed
 
 
 def _owner_of(body: kopf.Body) -> str | None:

@@ -11,6 +11,7 @@ as "500m", 1024Mi as "1Gi"), and a spelling difference alone is not drift.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import re
@@ -159,11 +160,15 @@ class Applied:
     obj: dict[str, Any]
 
 
-async def apply_child(api: KubeApi, desired: Mapping[str, Any]) -> Applied:
-    """Create the child, or patch the fields that drifted; nothing is sent when nothing differs."""
+async def apply_child(api: KubeApi, desired: Mapping[str, Any], *, create_first: bool = False) -> Applied:
+    """Create the child, or patch the fields that drifted; nothing is sent when nothing differs.
+
+    `create_first`: the caller expects the child to be missing (a new SttServer), so it POSTs at
+    once instead of reading first; a 409 falls back to read-and-patch.
+    """
     name = desired["metadata"]["name"]
     target = with_last_applied(desired)
-    current = await api.get_or_none(child_path(desired, name=name))
+    current = None if create_first else await api.get_or_none(child_path(desired, name=name))
     if current is None:
         try:
             created = await api.create(child_path(desired), target)
@@ -197,11 +202,13 @@ def _only_the_record_differs(patch: Mapping[str, Any]) -> bool:
 
 async def owned_children(api: KubeApi, *, owner_uid: str, namespace: str, instance: str,
                          kinds: Mapping[str, tuple[str, str]]) -> list[dict[str, Any]]:
-    """Live children of one SttServer: our labels and an ownerReference to its uid."""
+    """Live children of one SttServer: our labels and an ownerReference to its uid (one LIST per kind, at once)."""
     labels = {**MANAGED_BY, "app.kubernetes.io/instance": instance}
+    listed = await asyncio.gather(*(api.list(resource_path(api_version, plural, namespace=namespace), labels=labels)
+                                    for api_version, plural in kinds.values()))
     found: list[dict[str, Any]] = []
-    for kind, (api_version, plural) in kinds.items():
-        for obj in await api.list(resource_path(api_version, plural, namespace=namespace), labels=labels):
+    for kind, objects in zip(kinds, listed, strict=True):
+        for obj in objects:
             refs = (obj.get("metadata") or {}).get("ownerReferences") or []
             if any(ref.get("uid") == owner_uid for ref in refs):
                 found.append({**obj, "kind": kind})

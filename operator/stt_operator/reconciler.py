@@ -5,6 +5,14 @@ object); requests that arrive while one runs (a child changed, a timer fired) co
 follow-up run, so a burst of child events costs one extra pass. Failed background passes are
 retried with exponential backoff; kopf's own handlers get the exception instead and turn it into
 kopf.TemporaryError / kopf.PermanentError.
+
+A pass reads what it needs at once (the object, the monitoring APIs, the Deployment), applies the
+ConfigMaps first (the pods mount them) and the other children together, and creates without
+reading first when the SttServer is new. After a clean pass it remembers a fingerprint: the
+object's resourceVersion, the monitoring APIs and every owned child's resourceVersion. The
+safety-net resync asks for a checked pass (`request(..., check_first=True)`): it lists the
+children and runs the full pass only when that fingerprint changed (an event was missed), so an
+unchanged fleet costs the resync a few LISTs per object and no builds.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from stt_operator import events, status
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, resource_path
 from stt_operator.builders import build_children
 from stt_operator.crd import GROUP, PLURAL, VERSION
-from stt_operator.reconcile import CHILD_KINDS, apply_child, desired_replicas, owned_children
+from stt_operator.reconcile import CHILD_KINDS, Applied, apply_child, desired_replicas, owned_children
 from stt_operator.spec import SpecError, parse_spec
 from stt_operator.status_writer import write_status
 
@@ -34,8 +42,13 @@ MONITORING_KINDS: Final = {"servicemonitors": "ServiceMonitor", "prometheusrules
 OPTIONAL_MONITORING_KINDS: Final = {"alertmanagerconfigs": "monitoring.coreos.com/v1alpha1"}
 TRANSIENT: Final = (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError)
 MAX_BACKOFF_SEC: Final = 30.0
+# Passes that run at once; the others wait their turn. A burst of new SttServers goes no faster with
+# more (the API server is the limit), while each pass in flight holds its object, its children and
+# their answers in memory: the burst's peak stays in the process's RSS after it.
+PASSES_AT_ONCE: Final = 8
 
 Key = tuple[str, str]
+Fingerprint = tuple[object, ...]
 
 
 def server_path(namespace: str, name: str | None = None, *, subresource: str | None = None) -> str:
@@ -58,25 +71,38 @@ def _now() -> str:
 
 
 class Reconciler:
-    def __init__(self, api: KubeApi, *, operator_namespace: str | None = None) -> None:
+    def __init__(self, api: KubeApi, *, operator_namespace: str | None = None,
+                 passes_at_once: int = PASSES_AT_ONCE) -> None:
         self.api = api
+        self._turns = asyncio.Semaphore(passes_at_once)
         self.operator_namespace = operator_namespace  # the NetworkPolicy lets this namespace scrape
         self._locks: dict[Key, asyncio.Lock] = {}
         self._queued: dict[Key, asyncio.Task[None]] = {}
+        self._check_only: dict[Key, bool] = {}  # the queued pass may stop when the fingerprint holds
+        self._fingerprints: dict[Key, Fingerprint] = {}  # after each clean pass
 
     # ---- scheduling --------------------------------------------------------------------------
 
-    def request(self, namespace: str, name: str, *, delay: float = 0.0, attempt: int = 0) -> None:
-        """Ask for a background pass; collapses with one already waiting for the same object."""
+    def request(self, namespace: str, name: str, *, delay: float = 0.0, attempt: int = 0,
+                check_first: bool = False) -> None:
+        """Ask for a background pass; collapses with one already waiting for the same object.
+
+        `check_first`: skip the pass when nothing changed since the last clean one (the resync).
+        """
         key = (namespace, name)
         if key in self._queued and not self._queued[key].done():
+            self._check_only[key] = self._check_only.get(key, False) and check_first
             return
+        self._check_only[key] = check_first
         self._queued[key] = asyncio.create_task(self._background(key, delay=delay, attempt=attempt))
 
     async def _background(self, key: Key, *, delay: float, attempt: int) -> None:
         await asyncio.sleep(delay)
         self._queued.pop(key, None)  # from here on, a new request queues another pass
+        check_first = self._check_only.pop(key, False)
         try:
+            if check_first and await self.unchanged(*key):
+                return
             await self.reconcile(*key)
         except asyncio.CancelledError:
             raise
@@ -97,8 +123,23 @@ class Reconciler:
 
     async def reconcile(self, namespace: str, name: str) -> None:
         lock = self._locks.setdefault((namespace, name), asyncio.Lock())
-        async with lock:
+        async with lock, self._turns:
+            self._fingerprints.pop((namespace, name), None)  # set again only by a clean pass
             await self._reconcile(namespace, name)
+
+    async def unchanged(self, namespace: str, name: str) -> bool:
+        """True when the object and its children are as the last clean pass left them."""
+        remembered = self._fingerprints.get((namespace, name))
+        if remembered is None:
+            return False
+        async with self._locks.setdefault((namespace, name), asyncio.Lock()), self._turns:
+            body, (apis, _) = await asyncio.gather(self.api.get_or_none(server_path(namespace, name)),
+                                                   self.monitoring_apis())
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                return False
+            owned = await owned_children(self.api, owner_uid=body["metadata"]["uid"], namespace=namespace,
+                                         instance=name, kinds=_child_kinds(apis))
+            return fingerprint(body, apis, owned) == self._fingerprints.get((namespace, name))
 
     async def monitoring_apis(self) -> tuple[frozenset[str], str | None]:
         """Which prometheus-operator kinds the cluster serves, and a note when some are missing."""
@@ -114,29 +155,28 @@ class Reconciler:
                        "(install the prometheus-operator CRDs to get them)")
 
     async def _reconcile(self, namespace: str, name: str) -> None:
-        body = await self.api.get_or_none(server_path(namespace, name))
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            return  # gone or going: the garbage collector removes the children
         deploy_path = resource_path("apps/v1", "deployments", namespace=namespace, name=name)
         service_path = resource_path("v1", "services", namespace=namespace, name=name)
+        body, (apis, note), current_deployment = await asyncio.gather(
+            self.api.get_or_none(server_path(namespace, name)), self.monitoring_apis(),
+            self.api.get_or_none(deploy_path))
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return  # gone or going: the garbage collector removes the children
         try:
             spec = parse_spec(body)
         except SpecError as exc:
             # Children stay as they are; status still reports what they really do.
-            deployment = await self.api.get_or_none(deploy_path)
             await self._publish_status(body, status.Observed(
                 generation=body["metadata"].get("generation", 1),
-                desired_replicas=int(((deployment or {}).get("spec") or {}).get("replicas") or 0),
-                deployment=deployment, service=await self.api.get_or_none(service_path),
+                desired_replicas=int(((current_deployment or {}).get("spec") or {}).get("replicas") or 0),
+                deployment=current_deployment, service=await self.api.get_or_none(service_path),
                 selector=((body.get("status") or {}).get("selector") or ""),
                 spec_error=f"{exc.field}: {exc.message}"))
             raise
-        apis, note = await self.monitoring_apis()
         children = build_children(spec, monitoring_apis=apis, operator_namespace=self.operator_namespace)
         by_kind = {c["kind"]: c for c in children}
         # Two children may share a kind (the server's ConfigMap and the dashboard's): match by name too.
         wanted = {(c["kind"], c["metadata"]["name"]) for c in children}
-        current_deployment = await self.api.get_or_none(deploy_path)
         replicas = desired_replicas(spec, current_deployment)
         for child in children:
             child.setdefault("metadata", {})["namespace"] = namespace
@@ -145,28 +185,36 @@ class Reconciler:
             kopf.adopt(child, owner=kopf.Body(cast(kopf.RawBody, body)))
         notes: list[tuple[events.EventType, str, str]] = []
         apply_error: BaseException | None = None
+        applied: dict[str, Applied] = {}
+        owned: list[dict[str, Any]] = []
+        deleted = False
+        new = current_deployment is None and not body.get("status")  # nothing of ours can be there yet
         try:
-            for child in children:
-                applied = await apply_child(self.api, child)
-                if applied.action != "unchanged":
-                    notes.append(events.child_event(applied.kind, applied.name, applied.action))
-            kinds = {k: v for k, v in CHILD_KINDS.items()
-                     if not v[0].startswith("monitoring.coreos.com/") or v[1] in apis}
-            for stale in await owned_children(self.api, owner_uid=body["metadata"]["uid"], namespace=namespace,
-                                              instance=name, kinds=kinds):
+            # ConfigMaps first (the pods mount them), then the rest together.
+            for batch in ([c for c in children if c["kind"] == "ConfigMap"],
+                          [c for c in children if c["kind"] != "ConfigMap"]):
+                for result in await asyncio.gather(*(apply_child(self.api, c, create_first=new) for c in batch)):
+                    applied.setdefault(result.kind, result)
+                    if result.action != "unchanged":
+                        notes.append(events.child_event(result.kind, result.name, result.action))
+            owned = await owned_children(self.api, owner_uid=body["metadata"]["uid"], namespace=namespace,
+                                         instance=name, kinds=_child_kinds(apis))
+            for stale in owned:
                 if (stale["kind"], stale["metadata"]["name"]) not in wanted:
                     api_version, plural = CHILD_KINDS[stale["kind"]]
                     await self.api.delete(resource_path(api_version, plural, namespace=namespace,
                                                         name=stale["metadata"]["name"]))
                     notes.append(events.child_event(stale["kind"], stale["metadata"]["name"], "deleted"))
+                    deleted = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             if not is_transient(exc):
                 raise
             apply_error = exc
-        deployment = await self.api.get_or_none(deploy_path)
-        service = await self.api.get_or_none(service_path)
+        # Each child as the API server answered our apply: newer changes come as events of their own.
+        deployment, service = await asyncio.gather(_answered(self.api, applied.get("Deployment"), deploy_path),
+                                                   _answered(self.api, applied.get("Service"), service_path))
         match_labels = (by_kind["Deployment"]["spec"].get("selector") or {}).get("matchLabels") or {}
         observed = status.Observed(
             generation=body["metadata"].get("generation", 1), desired_replicas=replicas,
@@ -174,11 +222,13 @@ class Reconciler:
             selector=",".join(f"{k}={v}" for k, v in sorted(match_labels.items())),
             model=_model_name(spec), autoscaling_enabled=_autoscaling_enabled(spec),
             apply_error=None if apply_error is None else _describe(apply_error), monitoring_note=note)
-        for type_, reason, message in notes:
-            await events.post_event(self.api, body, type_=type_, reason=reason, message=message)
+        await asyncio.gather(*(events.post_event(self.api, body, type_=type_, reason=reason, message=message)
+                               for type_, reason, message in notes))
         await self._publish_status(body, observed)
         if apply_error is not None:
             raise apply_error
+        if not deleted:  # after a deletion the listing is out of date: the next resync does a full pass
+            self._fingerprints[namespace, name] = fingerprint(body, apis, owned)
 
     async def _publish_status(self, body: Mapping[str, Any], observed: status.Observed) -> None:
         """Write status when it changed (status_writer: precondition, re-read on 409) and post transitions."""
@@ -188,6 +238,20 @@ class Reconciler:
             return
         for type_, reason, message in events.transition_events(written.before, written.after):
             await events.post_event(self.api, written.body, type_=type_, reason=reason, message=message)
+
+
+def fingerprint(body: Mapping[str, Any], apis: frozenset[str], owned: list[dict[str, Any]]) -> Fingerprint:
+    """What a pass depends on: the object's version, the monitoring APIs, each owned child's version."""
+    return (body["metadata"].get("resourceVersion"), tuple(sorted(apis)), *sorted(
+        (c["kind"], c["metadata"]["name"], c["metadata"].get("resourceVersion")) for c in owned))
+
+
+def _child_kinds(apis: frozenset[str]) -> dict[str, tuple[str, str]]:
+    return {k: v for k, v in CHILD_KINDS.items() if not v[0].startswith("monitoring.coreos.com/") or v[1] in apis}
+
+
+async def _answered(api: KubeApi, applied: Applied | None, path: str) -> dict[str, Any] | None:
+    return applied.obj if applied is not None else await api.get_or_none(path)
 
 
 def _describe(exc: BaseException) -> str:

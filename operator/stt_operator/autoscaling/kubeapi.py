@@ -9,6 +9,7 @@ rotated projected token is used within a minute, and a 401 reloads the credentia
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -58,11 +59,14 @@ def matches_labels(obj: Mapping[str, Any], selector: Mapping[str, str]) -> bool:
 class KubeApi:
     """JSON calls against one API server. Use as an async context manager."""
 
-    def __init__(self, credentials: Credentials, *, timeout_sec: float = 10.0) -> None:
+    def __init__(self, credentials: Credentials, *, timeout_sec: float = 10.0, max_in_flight: int | None = None) -> None:
+        """`max_in_flight` bounds the requests (not watches) sent at once; the others wait for a turn
+        before their timeout starts, so a burst queues here instead of timing out in the pool."""
         self.credentials = credentials
         self._timeout = aiohttp.ClientTimeout(total=timeout_sec)
         self._session: aiohttp.ClientSession | None = None
         self._reloading = asyncio.Lock()
+        self._turns = asyncio.Semaphore(max_in_flight) if max_in_flight else contextlib.nullcontext()
 
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession()
@@ -102,8 +106,8 @@ class KubeApi:
             options = self._request_options(credentials)
             if data is not None:
                 options["headers"]["Content-Type"] = content_type
-            async with self.session.request(method, credentials.server + path, data=data, params=params,
-                                            timeout=self._timeout, **options) as resp:
+            async with self._turns, self.session.request(method, credentials.server + path, data=data,
+                                                         params=params, timeout=self._timeout, **options) as resp:
                 text = await resp.text()
                 if resp.status == 401 and attempt == 0 and await self._reload_after_401(credentials):
                     continue

@@ -1,14 +1,16 @@
-"""The autoscaling loop of the operator: one kopf daemon per SttServer, every scrape interval.
+"""The autoscaling of the operator: one pass per SttServer every scrape interval, from one shared loop.
 
 Each pass lists the server's pods, scrapes them (`scraper`), decides (`decision`, the HPA's rules),
 and, when the decision says so, patches the Deployment's replicas, emits a `SuccessfulRescale`
 Event and records `status.autoscaling` plus the `ScalingActive` condition. The recommendation
 history lives in memory per object (as in the HPA controller); `lastScaleTime` lives in status.
 
-A daemon rather than a `kopf.timer`: a timer's interval is fixed per handler, while each SttServer
-sets its own `scrapeIntervalSeconds`; the daemon sleeps that long between passes (read afresh from
-the live spec each time) and stops with the object. With autoscaling off it does nothing: the
-reconciler applies `spec.replicas` (and the scale subresource).
+A kopf daemon per SttServer registers its live object with the operator's one `ScrapeLoop`
+(`scrape_loop.py`) and waits; the loop runs each object's passes at its own
+`scrapeIntervalSeconds` (read afresh from the live spec each time), lists pods once per namespace,
+skips passes that have no Ready pod to learn from, and drops the object when its daemon stops.
+With autoscaling off it does nothing: the reconciler applies `spec.replicas` (and the scale
+subresource).
 
 Registered on import: `import stt_operator.autoscaling.timer  # noqa: F401` in handlers.py.
 """
@@ -17,30 +19,29 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import aiohttp
 import kopf
 
 from stt_operator.autoscaling.behavior import History, record_scale
 from stt_operator.autoscaling.decision import AutoscalingPolicy, Decision, decide
-from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, credentials_from_env, resource_path
+from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env, resource_path
+from stt_operator.autoscaling.scrape_loop import DEFAULT_INTERVAL_SEC, Key, ScrapeLoop
 from stt_operator.autoscaling.scraper import ScrapeResult, ScrapeTls, pod_targets, scrape_pods, tls_context
 from stt_operator.builders.labels import selector_labels
 from stt_operator.crd import GROUP, PLURAL, VERSION
 from stt_operator.events import post_event
-from stt_operator.spec import AutoscalingSpec, SpecError, SttServerSpec, parse_spec
+from stt_operator.spec import AutoscalingSpec, SttServerSpec
 from stt_operator.status import make_condition, merge_conditions
 from stt_operator.status_writer import write_status
 
 log = logging.getLogger("stt_operator.autoscaling")
-DEFAULT_INTERVAL_SEC: Final = 15.0
+__all__ = ["DEFAULT_INTERVAL_SEC"]  # re-exported: the interval of a pass with autoscaling off
 TOKEN_ENV: Final = ("STT_CONTROL_TOKEN", "STT_AUTH__CONTROL_TOKEN")
 TOKEN_FILE_ENV: Final = ("STT_AUTH__CONTROL_TOKEN_FILE",)
 
@@ -186,9 +187,10 @@ async def autoscale_once(
     post_event: Callable[[str, str, str], Awaitable[None]],
     now: float | None = None,
     scrape_timeout_sec: float = 2.0,
+    pods: Sequence[Mapping[str, Any]] | None = None,
 ) -> Decision | None:
     """One pass for one SttServer (`spec` is `parse_spec(body)`); returns the decision (None when
-    there is no Deployment yet)."""
+    there is no Deployment yet). `pods`: the server's pods when the caller listed them already."""
     namespace, name = spec.namespace, spec.name
     policy = policy_from_spec(spec.autoscaling)
     dep_path = resource_path("apps/v1", "deployments", namespace=namespace, name=name)
@@ -197,7 +199,8 @@ async def autoscale_once(
         return None
     replicas = (deployment.get("spec") or {}).get("replicas")
     current = 1 if replicas is None else int(replicas)  # the API server defaults an unset count to 1
-    pods = await api.list(resource_path("v1", "pods", namespace=namespace), labels=selector_labels(spec))
+    if pods is None:
+        pods = await api.list(resource_path("v1", "pods", namespace=namespace), labels=selector_labels(spec))
     token = await read_control_token(api, deployment, namespace)
     tls = await control_plane_tls(api, spec)
     scrape = await scrape_pods(pod_targets(pods), token=token, tls=tls, timeout_sec=scrape_timeout_sec)
@@ -225,44 +228,45 @@ async def autoscale_once(
     return decision
 
 
+_shared: tuple[ScrapeLoop, asyncio.Task[None]] | None = None
+
+
+async def _serve(loop: ScrapeLoop, own_api: KubeApi | None) -> None:
+    try:
+        await loop.run()
+    finally:
+        if own_api is not None:
+            await own_api.__aexit__(None, None, None)
+
+
+async def shared_loop(memo: Mapping[str, Any]) -> ScrapeLoop:
+    """The operator's one `ScrapeLoop`, started with the first SttServer and ended after the last.
+
+    It uses the operator's shared client (handlers' startup) when there is one, else its own.
+    """
+    global _shared
+    if _shared is not None and not _shared[0].closed and not _shared[1].done():
+        return _shared[0]
+    shared = memo.get("api")
+    own_api = None if isinstance(shared, KubeApi) else await KubeApi(credentials_from_env()).__aenter__()
+    loop = ScrapeLoop(shared if isinstance(shared, KubeApi) else own_api,  # type: ignore[arg-type]
+                      autoscale=autoscale_once)
+    _shared = (loop, asyncio.create_task(_serve(loop, own_api), name="stt-operator scrape loop"))
+    return loop
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, id="autoscaler", cancellation_timeout=5.0)  # type: ignore[arg-type]
 async def autoscaler(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo,
                      **_: Any) -> None:
-    """Per-SttServer loop: scale on queue depth while `spec.autoscaling.enabled` is true."""
+    """Per SttServer: hand the live object to the shared scrape loop until the object goes."""
     state = AutoscalerState(last_scale_time=((body.get("status") or {}).get("autoscaling") or {}).get("lastScaleTime"))
-    # The operator's shared client (handlers' startup) when there is one, else our own.
-    async with contextlib.AsyncExitStack() as stack:
-        shared = memo.get("api")
-        api: KubeApi = shared if isinstance(shared, KubeApi) else \
-            await stack.enter_async_context(KubeApi(credentials_from_env()))
+    loop = await shared_loop(memo)
 
-        async def post(type_: str, reason: str, message: str) -> None:
-            await post_event(api, body, type_=type_, reason=reason, message=message)  # type: ignore[arg-type]
+    async def post(type_: str, reason: str, message: str) -> None:
+        await post_event(loop.api, body, type_=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
-        while not stopped:
-            try:
-                parsed = parse_spec(body)
-            except SpecError as exc:
-                # The reconciler reports an invalid spec (Degraded/InvalidSpec and an Event); there is
-                # no policy to scale by until it is fixed.
-                log.warning("autoscaling %s paused, invalid spec: %s", body["metadata"]["name"], exc)
-                await stopped.wait(DEFAULT_INTERVAL_SEC)
-                continue
-            if not parsed.autoscaling.enabled:
-                state.history = History()  # a later re-enable starts fresh, as a new HPA would
-                state.spec_replicas_seen, state.overridden_replicas = parsed.replicas, None  # by hand now
-                await stopped.wait(min(DEFAULT_INTERVAL_SEC, parsed.autoscaling.scrape_interval_seconds))
-                continue
-            try:
-                await autoscale_once(api, body, state=state, spec=parsed, post_event=post)
-                state.last_error = None
-            except asyncio.CancelledError:
-                raise
-            except (ApiError, aiohttp.ClientError, OSError, ValueError) as exc:
-                # Transient API trouble or a Secret that holds no usable CA: report (once per new
-                # message, not every pass) and retry on the next pass.
-                log.warning("autoscaling %s failed: %s", body["metadata"]["name"], exc)
-                if str(exc) != state.last_error:
-                    await post("Warning", "FailedComputeMetricsReplicas", str(exc))
-                state.last_error = str(exc)
-            await stopped.wait(parsed.autoscaling.scrape_interval_seconds)
+    key: Key = loop.register(body, state=state, post_event=post)
+    try:
+        await stopped.wait()
+    finally:
+        await loop.unregister(key)

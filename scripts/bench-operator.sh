@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Operator latency and cost (issue 14 §4): 50 and then 200 SttServers applied at once on the local
+# cluster, measured for the operator at BEFORE (a git worktree of that commit, first on PYTHONPATH)
+# and for this working tree, interleaved in one run so that both see the same machine.
+# Writes docs/benchmarks/operator-50-200.{json,md}. About 12 minutes on 2 cores.
+#
+#   scripts/bench-operator.sh [BEFORE_COMMIT] [OUT_DIR]     (default c460418, docs/benchmarks)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BEFORE="${1:-c460418}"
+OUT="${2:-docs/benchmarks}"
+WORK="$(mktemp -d -t stt-operator-bench.XXXXXX)"
+git worktree add --detach "$WORK/before" "$BEFORE" >/dev/null
+trap 'git worktree remove --force "$WORK/before"; rm -rf "$WORK"' EXIT
+
+PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m stt_localfleet.operator_bench --dir "$WORK/cluster" \
+    --count 50 --count 200 --variant "before=$WORK/before/operator" --variant after= \
+    --out "$OUT" --label 50-200 "${@:3}"

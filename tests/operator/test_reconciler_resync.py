@@ -1,0 +1,116 @@
+"""The reconciler against an in-memory API: a new SttServer's children are created without reads,
+and the resync's checked pass does nothing while nothing changed, a full pass when something did."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from collections.abc import Mapping
+from typing import Any
+
+from stt_operator.autoscaling.kubeapi import ApiError, matches_labels
+from stt_operator.reconciler import Reconciler, server_path
+from stt_operator.status_writer import apply_merge_patch
+
+NS = "ns"
+
+
+class MemoryApi:
+    """Objects by path, resourceVersions that move on each write, and a log of every call."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self._versions = itertools.count(100)
+
+    def _stamp(self, obj: dict[str, Any]) -> dict[str, Any]:
+        obj.setdefault("metadata", {})["resourceVersion"] = str(next(self._versions))
+        return copy.deepcopy(obj)
+
+    async def get_or_none(self, path: str) -> dict[str, Any] | None:
+        self.calls.append(("GET", path))
+        obj = self.objects.get(path)
+        return copy.deepcopy(obj) if obj is not None else None
+
+    async def list(self, path: str, *, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        self.calls.append(("LIST", path))
+        return [copy.deepcopy(o) for p, o in self.objects.items()
+                if p.rsplit("/", 1)[0] == path and matches_labels(o, labels or {})]
+
+    async def create(self, path: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append(("POST", path))
+        if path.endswith("/events"):
+            return dict(obj)
+        key = f"{path}/{obj['metadata']['name']}"
+        if key in self.objects:
+            raise ApiError(409, "already exists")
+        self.objects[key] = copy.deepcopy(dict(obj))
+        return self._stamp(self.objects[key])
+
+    async def merge_patch(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        self.calls.append(("PATCH", path))
+        key = path.removesuffix("/status")
+        self.objects[key] = apply_merge_patch(self.objects[key], patch)
+        return self._stamp(self.objects[key])
+
+    async def delete(self, path: str, *, grace_period: int | None = None) -> None:
+        self.calls.append(("DELETE", path))
+        self.objects.pop(path, None)
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [c for c in self.calls if c[0] in ("POST", "PATCH", "DELETE")]
+
+
+def add_server(api: MemoryApi, name: str = "a") -> None:
+    api.objects[server_path(NS, name)] = api._stamp({
+        "apiVersion": "sttfleet.io/v1alpha1", "kind": "SttServer",
+        "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}", "generation": 1},
+        "spec": {"image": "ghcr.io/stt-fleet/stt-server:0.1.0"}})
+
+
+async def settle(reconciler: Reconciler) -> None:
+    """Until the background passes asked for have run."""
+    async with asyncio.timeout(5):
+        while any(not t.done() for t in reconciler._queued.values()):
+            await asyncio.sleep(0.01)
+
+
+async def test_a_new_server_gets_its_children_without_reading_them_first() -> None:
+    api = MemoryApi()
+    add_server(api)
+    await Reconciler(api).reconcile(NS, "a")  # type: ignore[arg-type]
+    created = [p for verb, p in api.writes() if verb == "POST" and not p.endswith("/events")]
+    assert {p.rsplit("/", 1)[1] for p in created} == {"configmaps", "deployments", "services"}
+    child_reads = [p for verb, p in api.calls if verb == "GET" and ("/configmaps/" in p or "/services/" in p)]
+    assert child_reads == []  # created at once: nothing of a new SttServer can be there yet
+
+
+async def test_the_resync_check_skips_an_unchanged_server_and_repairs_a_changed_one() -> None:
+    api = MemoryApi()
+    add_server(api)
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    await reconciler.reconcile(NS, "a")
+    await reconciler.reconcile(NS, "a")  # the pass after our own status write: the fingerprint is stable now
+
+    api.calls.clear()
+    reconciler.request(NS, "a", check_first=True)
+    await settle(reconciler)
+    assert api.writes() == []
+    assert ("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/a") not in api.calls  # no full pass
+
+    # A change whose event was missed: the check sees the new resourceVersion and repairs it.
+    configmap = f"/api/v1/namespaces/{NS}/configmaps/a"
+    wanted = copy.deepcopy(api.objects[configmap]["data"])
+    api.objects[configmap]["data"] = {"config.yaml": "edited by hand"}
+    api._stamp(api.objects[configmap])
+    reconciler.request(NS, "a", check_first=True)
+    await settle(reconciler)
+    assert api.objects[configmap]["data"] == wanted
+
+    # A full request while a checked one waits makes the waiting pass a full one.
+    api.calls.clear()
+    reconciler.request(NS, "a", check_first=True, delay=0.05)
+    reconciler.request(NS, "a")
+    await settle(reconciler)
+    assert ("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/a") in api.calls
