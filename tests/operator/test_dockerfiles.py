@@ -43,7 +43,8 @@ def test_hadolint_does_flag_a_bad_dockerfile(tmp_path: pathlib.Path) -> None:
                                                   ("Dockerfile.operator", '["stt-operator"]')])
 def test_non_root_slim_images(name: str, entrypoint: str) -> None:
     text = (REPO / name).read_text()
-    assert "FROM python:3.11-slim" in text
+    assert "ARG PYTHON_IMAGE=python:3.11-slim\n" in text
+    assert text.count("FROM ${PYTHON_IMAGE}") == 2  # both stages: one base, pinned by the release build
     assert "USER 10001:10001" in text
     assert f"ENTRYPOINT {entrypoint}" in text
 
@@ -133,5 +134,7 @@ def test_cuda_tag_points_the_loader_at_the_gpu_wheels() -> None:
     gpu = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
     names = {req.split(">")[0].split("=")[0].split("<")[0].strip() for req in gpu}
     assert {"nvidia-cublas-cu12", "nvidia-cudnn-cu12", "nvidia-ml-py"} <= names
+    # The path names the base image's Python: a new base (PYTHON_IMAGE) must move it too.
+    python = text.split("ARG PYTHON_IMAGE=python:", 1)[1].split("-", 1)[0]
     for lib in ("nvidia/cublas/lib", "nvidia/cudnn/lib"):
-        assert f"/opt/venv/lib/python3.11/site-packages/{lib}" in text
+        assert f"/opt/venv/lib/python{python}/site-packages/{lib}" in text
