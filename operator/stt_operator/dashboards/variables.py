@@ -13,7 +13,8 @@ from grafana_foundation_sdk.models.dashboard import (
 
 from stt_operator.dashboards.panels import DATASOURCE
 
-# Every stt-server pod exports stt_ready, so its label values list exactly the scraped servers.
+# Every stt-server pod exports stt_ready, so its label values list exactly the scraped servers. Queries
+# are plain `label_values(...)` strings: every Grafana version reads those (newer ones migrate them).
 ANCHOR = "stt_ready"
 
 
@@ -23,7 +24,7 @@ def _current(value: str | None) -> VariableOption | None:
 
 def _query(name: str, label: str, query: str, *, current: str | None) -> QueryVariable:
     variable = (QueryVariable(name).label(label).datasource(DATASOURCE)
-                .query({"query": query, "refId": f"{name}-values", "qryType": 1})
+                .query(query)
                 .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_ASC))
     selected = _current(current)
     return variable.current(selected) if selected is not None else variable
@@ -32,8 +33,7 @@ def _query(name: str, label: str, query: str, *, current: str | None) -> QueryVa
 def variables(*, namespace: str | None = None, sttserver: str | None = None) -> list[Builder[VariableModel]]:
     """The four variables; `namespace` and `sttserver` preselect one SttServer (the operator's copy)."""
     pod = (QueryVariable("pod").label("pod").datasource(DATASOURCE)
-           .query({"query": f'label_values({ANCHOR}{{namespace="$namespace", job="$sttserver"}}, pod)',
-                   "refId": "pod-values", "qryType": 1})
+           .query(f'label_values({ANCHOR}{{namespace="$namespace", job="$sttserver"}}, pod)')
            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_ASC)
            .multi(True).include_all(True).all_value(".*")
            .current(VariableOption(selected=True, text="All", value="$__all")))
