@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
+from grpc_fakes import FakeEngine
 from grpc_harness import assert_no_leaks
 from rest_harness import RestServer, form, post_transcription, rest_server
 from rest_media import encode, to_wav
@@ -190,3 +191,36 @@ async def test_rest_port_zero_turns_the_api_off() -> None:
     async with running_server() as server:  # the harness sets rest_port 0
         assert server.app.rest_port == 0
         assert server.app.info()["rest_port"] == 0
+
+
+class _GatedEngine(FakeEngine):
+    """Holds every recognize until ``gate`` opens, so a test can drain with a REST call in flight."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def recognize(self, audio: Any, *, options: Any) -> Any:
+        self.entered.set()
+        await self.gate.wait()
+        return await super().recognize(audio, options=options)
+
+
+async def test_drain_refuses_new_rest_calls_and_waits_for_the_one_in_flight() -> None:
+    engine = _GatedEngine()
+    async with rest_server({"server": {"drain_grace_sec": 20.0}}, engine=engine) as api:
+        in_flight = asyncio.create_task(post_transcription(api.base_url, form(GOOD)))
+        await asyncio.wait_for(engine.entered.wait(), 10)
+        drain = asyncio.create_task(api.server.app.drain())
+        deadline = asyncio.get_running_loop().time() + 10
+        while not api.server.app.state.draining and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        status, body, headers = await post_transcription(api.base_url, form(GOOD))
+        assert_error(status, body, http=503, code="ERR1020")
+        assert headers["Retry-After"] == "1"
+        assert not drain.done(), "the drain must wait for the REST call in flight"
+        engine.gate.set()
+        status, body, _ = await asyncio.wait_for(in_flight, 10)
+        assert status == 200 and isinstance(body, dict) and body["text"] == "fake 16000 samples"
+        await asyncio.wait_for(drain, 10)
