@@ -138,3 +138,11 @@ def test_production_sample_ships_its_dashboard() -> None:
     children = build_children(sample("gpu-production.yaml"), monitoring_apis=ALL_APIS)
     dashboard = next(c for c in children if c["metadata"]["name"].endswith("-grafana-dashboard"))
     assert dashboard == build_grafana_dashboard(sample("gpu-production.yaml"))
+
+
+def test_the_cli_prints_the_configmap_the_operator_renders(capsys: pytest.CaptureFixture[str]) -> None:
+    operator_main(["dashboard", "--namespace", "ns", "--name", "s1", "--configmap"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == build_grafana_dashboard(make(monitoring={"grafanaDashboard": {"enabled": True}}))
+    with pytest.raises(SystemExit):
+        operator_main(["dashboard", "--configmap"])  # which SttServer? a clear refusal, not a guess
