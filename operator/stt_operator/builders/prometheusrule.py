@@ -185,7 +185,7 @@ def alert_definitions(spec: SttServerSpec) -> list[AlertDefinition]:
             expr=f"process_resident_memory_bytes{{{sel}}} > {n(limit * t.memory_usage_percent / 100)}",
             duration="10m", severity="warning", summary=f"{who}: server memory near its limit",
             description=f"Pod {{{{ $labels.pod }}}} holds more than {n(t.memory_usage_percent)}% of its "
-                        f"{limit} byte memory limit (resident set); it will be OOM-killed at the limit.",
+                        f"{limit / 2**20:.0f} MiB memory limit (resident set); it will be OOM-killed at the limit.",
             condition=f"per pod `process_resident_memory_bytes` > {n(t.memory_usage_percent)} % of the memory limit",
             field="memoryUsagePercent"))
     alerts += [

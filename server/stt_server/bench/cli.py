@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 from datetime import UTC, datetime
@@ -68,6 +69,14 @@ def _add_offline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                    help="where --direct runs faster-whisper (match the server's model.device)")
     p.add_argument("--compute-type", default="int8", help="--direct's compute type (float16 on cuda)")
     p.add_argument("--out", type=Path, help="write the figures as JSON here")
+    p.add_argument("--long", type=float, metavar="SECONDS",
+                   help="instead: a synthesized recording this long, Recognize vs sequential faster-whisper "
+                        "(interleaved rounds, WER); writes offline-long-<label>.json/.md to --out-dir")
+    p.add_argument("--rounds", type=int, default=5, help="--long: timed rounds per method")
+    p.add_argument("--no-fw-batched", action="store_true",
+                   help="--long: skip faster-whisper's BatchedInferencePipeline reference column")
+    p.add_argument("--out-dir", type=Path, default=Path("docs/benchmarks"))
+    p.add_argument("--label", default="cpu-2core")
 
 
 def _add_capacity(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -153,7 +162,31 @@ def _run_load(args: argparse.Namespace) -> int:
     return 0 if all(r.verdict != "missed" for r in report.slo) else 1
 
 
+def _run_long_offline(args: argparse.Namespace) -> int:
+    from stt_server.bench import long_offline
+    from stt_server.bench.long_audio import long_recording
+
+    if not args.server:
+        print("error: --long needs --server (the Recognize side of the comparison)", file=sys.stderr)
+        return 2
+    recording = long_recording(args.long)
+    load_before = os.getloadavg()
+    results = asyncio.run(long_offline.measure_long(recording, server=args.server, rounds=args.rounds,
+                                                    api_key=args.api_key, with_fw_batched=not args.no_fw_batched))
+    report = long_offline.summarize(results, recording=recording, load_before=load_before,
+                                    load_after=os.getloadavg())
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    stem = args.out_dir / f"offline-long-{_slug(args.label)}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    markdown = long_offline.render_markdown(report)
+    stem.with_suffix(".md").write_text(markdown)
+    sys.stdout.write(markdown)
+    return 0 if report["ok"] else 1
+
+
 def _run_offline(args: argparse.Namespace) -> int:
+    if args.long:
+        return _run_long_offline(args)
     if not args.server and not args.direct:
         print("error: give --server, --direct, or both", file=sys.stderr)
         return 2

@@ -47,7 +47,8 @@ class FakeBackend:
             raise self.fail_with
 
     def transcribe(self, audio: np.ndarray, *, language: str | None, word_timestamps: bool = False,
-                   initial_prompt: str | None = None, prefix: str | None = None) -> Transcript:
+                   initial_prompt: str | None = None, prefix: str | None = None,
+                   on_segment: Callable[[TranscriptSegment], None] | None = None) -> Transcript:
         self._enter(["single"])
         return self._transcript(audio, prefix or "")
 
