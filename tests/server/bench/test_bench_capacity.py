@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import wave
+from pathlib import Path
+
+import numpy as np
 import pytest
+from audio_fixtures import SENTENCES, silence, synthesize
 from stt_server.bench.capacity import (
     CapacityResult,
     CapacitySearch,
@@ -12,6 +17,7 @@ from stt_server.bench.capacity import (
     trials_table,
 )
 from stt_server.bench.capacity_run import search_capacity
+from stt_server.bench.workload import load_files
 
 
 def trial(streams: int, *, p99_limit: int, worst_limit: int, seconds: float = 40.0) -> Trial:
@@ -114,3 +120,30 @@ def test_bad_settings_are_refused() -> None:
 def test_trials_table_has_one_row_per_trial() -> None:
     rows = trials_table([trial(4, p99_limit=8, worst_limit=2), trial(16, p99_limit=8, worst_limit=2)])
     assert len(rows) == 4 and "| 1 | 4 |" in rows[2] and "| met | missed |" in rows[2] and "missed | missed" in rows[3]
+
+
+def _wav(path: Path, samples: np.ndarray, *, rate: int = 16_000) -> Path:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def test_audio_files_become_clips_with_their_speech_located(tmp_path: Path) -> None:
+    speech = np.asarray(synthesize(SENTENCES[0]), dtype=np.float32)
+    samples = np.concatenate([silence(1.0), speech, silence(1.5), speech, silence(1.0)])
+    (clip,) = load_files([str(_wav(tmp_path / "two.wav", samples))])
+    assert len(clip.plan) == 2
+    first_start, second_start = 1.0, 1.0 + speech.size / 16_000 + 1.5
+    assert abs(clip.plan[0].start_sec - first_start) < 0.35 and abs(clip.plan[1].start_sec - second_start) < 0.35
+    assert clip.duration_sec == pytest.approx(samples.size / 16_000, abs=0.01)
+
+
+def test_an_audio_file_without_speech_or_not_a_wav_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="no speech found"):
+        load_files([str(_wav(tmp_path / "quiet.wav", silence(3.0)))])
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(RuntimeError, match="notes.txt"):
+        load_files([str(tmp_path / "notes.txt")])
