@@ -150,6 +150,8 @@ def server_config_schema() -> dict[str, Any]:
 
 def check_extra_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     """`extraConfig` as nested sections, valid against the server schema and free of typed keys."""
+    if not raw:
+        return {}
     extra = expand_dotted(raw)
     _check_schema(extra)
     for key in sorted(_leaf_keys(extra)):
@@ -163,12 +165,15 @@ def check_extra_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     return extra
 
 
-def _check_schema(extra: Mapping[str, Any]) -> None:
-    import jsonschema  # only the operator extra carries it; imported here so builders stay light
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema  # only the operator extra carries it; imported on first use so builders stay light
 
-    schema = server_config_schema()
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(dict(extra)), key=lambda e: [str(p) for p in e.absolute_path])
+    return jsonschema.Draft202012Validator(server_config_schema())
+
+
+def _check_schema(extra: Mapping[str, Any]) -> None:
+    errors = sorted(_validator().iter_errors(dict(extra)), key=lambda e: [str(p) for p in e.absolute_path])
     if not errors:
         return
     error = errors[0]
