@@ -111,7 +111,8 @@ class SttServerApp:
         from stt_server.rest.server import RestApi
 
         self._rest = RestApi(config=self.config, metrics=self.metrics, admission=self.servicer, engine=self.engine,
-                             served_model=lambda: self.config.model.name)
+                             served_model=lambda: self.config.model.name, sessions=self.servicer.sessions,
+                             streaming=self.engine)
         await self._rest.start()
         self.rest_port = int(self._rest.port)
 

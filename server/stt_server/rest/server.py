@@ -19,14 +19,17 @@ from aiohttp import web
 from stt_server.config import ServerConfig
 from stt_server.control.server import build_ssl_context
 from stt_server.errors import ErrorCode, SttError, record
+from stt_server.grpc_service.sessions import SessionRegistry
 from stt_server.metrics import ServerMetrics
 from stt_server.rest.errors import error_response
 from stt_server.rest.forms import model_ids
+from stt_server.rest.realtime import RealtimeContext, StreamingEngine, handle_or_error
 from stt_server.rest.transcribe import Admission, RestContext, Transcriber, handle
 
 log = logging.getLogger(__name__)
 CONTEXT: Final = web.AppKey("stt_rest_context", RestContext)
 STARTED: Final = web.AppKey("stt_rest_started", float)
+REALTIME: Final = web.AppKey("stt_rest_realtime", RealtimeContext)
 OWNER: Final = "stt-fleet"
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -86,6 +89,10 @@ async def _model(request: web.Request) -> web.StreamResponse:
                               "owned_by": OWNER})
 
 
+async def _realtime(request: web.Request) -> web.StreamResponse:
+    return await handle_or_error(request.app[REALTIME], request, to_response=error_response)
+
+
 def _guarded(handler: _Handler) -> _Handler:
     """Admission errors of the models routes as OpenAI errors (transcriptions handle their own)."""
     async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -97,7 +104,7 @@ def _guarded(handler: _Handler) -> _Handler:
     return wrapped
 
 
-def build_app(ctx: RestContext) -> web.Application:
+def build_app(ctx: RestContext, realtime: RealtimeContext | None = None) -> web.Application:
     """The aiohttp application; separate from binding so tests can use it alone."""
     # client_max_size bounds request.read()/post(); the transcription route streams its body and
     # applies server.rest_max_upload_bytes itself
@@ -107,6 +114,9 @@ def build_app(ctx: RestContext) -> web.Application:
     app.router.add_post("/v1/audio/transcriptions", _transcriptions)
     app.router.add_get("/v1/models", _guarded(_models))
     app.router.add_get("/v1/models/{model}", _guarded(_model))
+    if realtime is not None:
+        app[REALTIME] = realtime
+        app.router.add_get("/v1/realtime", _realtime)
     return app
 
 
@@ -114,17 +124,22 @@ class RestApi:
     """Starts and stops the REST API next to the gRPC server."""
 
     def __init__(self, *, config: ServerConfig, metrics: ServerMetrics, admission: Admission,
-                 engine: Transcriber, served_model: Callable[[], str]) -> None:
+                 engine: Transcriber, served_model: Callable[[], str],
+                 sessions: SessionRegistry | None = None, streaming: StreamingEngine | None = None) -> None:
         self._config = config
         self._ctx = RestContext(config=config, metrics=metrics, admission=admission, engine=engine,
                                 served_model=served_model)
+        # the realtime WebSocket needs the session registry and the streaming engine
+        self._realtime = (RealtimeContext(config=config, metrics=metrics, admission=admission, sessions=sessions,
+                                          engine=streaming, served_model=served_model(), connections=set())
+                          if sessions is not None and streaming is not None else None)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
     async def start(self) -> None:
         """Bind and serve; raises ``OSError`` when the address is taken."""
         ssl_context = build_ssl_context(self._config)
-        runner = web.AppRunner(build_app(self._ctx), access_log=None)
+        runner = web.AppRunner(build_app(self._ctx, self._realtime), access_log=None)
         await runner.setup()
         host, port = self._config.server.rest_host, self._config.server.rest_port
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
@@ -138,6 +153,9 @@ class RestApi:
         log.info("REST API listening", extra={"host": host, "port": self.port, "tls": ssl_context is not None})
 
     async def stop(self) -> None:
+        if self._realtime is not None:  # open WebSockets would hold the runner's shutdown
+            for ws in list(self._realtime.connections):
+                await ws.close(code=1001, message=b"server shutting down")
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()

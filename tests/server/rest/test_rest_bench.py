@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from rest_harness import rest_server
 from stt_server.bench import rest
@@ -17,7 +19,7 @@ async def test_measure_interleaves_both_protocols_and_counts_every_request() -> 
         assert figures["grpc"].transcript == figures["rest"].transcript == "fake 16000 samples"
         assert api.sample("stt_grpc_requests_total", {"method": "Recognize", "protocol": "rest",
                                                       "grpc_status": "OK"}) == 7  # 6 + the warm-up
-    result = {"clients": 3, "rounds": 2, "audio_sec": 1.0, "machine_before": rest.machine(),
+    result: dict[str, Any] = {"clients": 3, "rounds": 2, "audio_sec": 1.0, "machine_before": rest.machine(),
               "machine_after": rest.machine(), "protocols": [f.to_dict() for f in figures.values()],
               "same_transcript": True}
     markdown = rest.render_markdown(result)
