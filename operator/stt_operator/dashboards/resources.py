@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Final
-
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.models.dashboard import Panel
 
 from stt_operator.dashboards.panels import RATE, SEL, Query, series
 from stt_operator.spec_sections import Thresholds
-
-# NVIDIA's dcgm-exporter (GPU nodes): framebuffer MiB used, labelled with the pod it serves.
-GPU_MEMORY_USED_MIB: Final = "DCGM_FI_DEV_FB_USED"
 
 
 def panels(_: Thresholds) -> list[Builder[Panel]]:
@@ -34,10 +29,11 @@ def panels(_: Thresholds) -> list[Builder[Panel]]:
             Query(f"sum by (pod) (stt_decode_pending{{{SEL}}})", "{{pod}}"),
             Query(f"max(stt_decode_pending_cap{{{SEL}}})", "cap per pod"),
         ], unit="short", description="Decodes queued or running against maxDecodePending"),
-        series("GPU memory used", [
-            Query(f'sum by (pod) ({GPU_MEMORY_USED_MIB}{{namespace="$namespace", pod=~"$sttserver-.*", '
-                  f'pod=~"$pod"}}) * 1048576', "{{pod}}"),
-        ], unit="bytes", description="Framebuffer in use per pod, from NVIDIA dcgm-exporter (GPU nodes only)"),
+        series("GPU memory", [
+            Query(f"sum by (pod, gpu) (stt_gpu_memory_used_bytes{{{SEL}}})", "used {{pod}} GPU {{gpu}}"),
+            Query(f"max by (pod, gpu) (stt_gpu_memory_total_bytes{{{SEL}}})", "size {{pod}} GPU {{gpu}}"),
+        ], unit="bytes", description="Per GPU, from NVML at scrape time: only with metrics.enable_gpu_metrics "
+                                     "(spec.server.enableGpuMetrics, on by default when gpu > 0) and a GPU"),
         series("TLS certificate expires in", [
             Query(f"(min by (pod) (stt_tls_cert_expiry_timestamp_seconds{{{SEL}}}) - time()) / 86400", "{{pod}}"),
         ], unit="d", width=24, height=6, limit=None,

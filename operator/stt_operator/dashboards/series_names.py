@@ -3,7 +3,8 @@
 `metric_names` is a small PromQL scanner (no PromQL parser ships for Python): it drops strings,
 label matchers, ranges and grouping clauses, then keeps identifiers that are not functions,
 keywords or aggregations. Tests hold every name to the server's real `/metrics`, except the
-`EXTERNAL` ones, which other exporters provide (docs/dashboards.md, "Series from elsewhere").
+`EXTERNAL` ones, which other exporters provide (docs/dashboards.md, "Series from elsewhere"), and
+the `GPU_ONLY` ones, which a CPU server does not export.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from stt_operator.dashboards.fleet import AUTOSCALER_DESIRED
-from stt_operator.dashboards.resources import GPU_MEMORY_USED_MIB
 
 EXTERNAL: Final[Mapping[str, str]] = {
     "kube_deployment_spec_replicas": "kube-state-metrics",
     "kube_deployment_status_replicas_ready": "kube-state-metrics",
     "kube_pod_container_status_restarts_total": "kube-state-metrics",
     AUTOSCALER_DESIRED: "kube-state-metrics custom resource state (fleet.KUBE_STATE_METRICS_CONFIG)",
-    GPU_MEMORY_USED_MIB: "NVIDIA dcgm-exporter (GPU nodes)",
     "up": "Prometheus itself (one per scraped target)",
+}
+
+# The server's own series that exist only on a GPU node with metrics.enable_gpu_metrics (NVML answers).
+GPU_ONLY: Final[Mapping[str, str]] = {
+    "stt_gpu_memory_used_bytes": "NVML, per visible GPU",
+    "stt_gpu_memory_total_bytes": "NVML, per visible GPU",
 }
 
 _KEYWORDS: Final = frozenset({"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",

@@ -16,7 +16,7 @@ from schema_validation import validate_manifest
 from stt_operator.builders import build_children, build_grafana_dashboard
 from stt_operator.cli import main as operator_main
 from stt_operator.dashboards import ROWS, build_dashboard, dashboard_json, instance_uid
-from stt_operator.dashboards.series_names import EXTERNAL, metric_names, panel_queries
+from stt_operator.dashboards.series_names import EXTERNAL, GPU_ONLY, metric_names, panel_queries
 from stt_operator.dashboards.slo import FAST_BOUNDS, LATENCY_BOUNDS, objectives
 from stt_operator.reconcile import with_last_applied
 from stt_operator.spec import SttServerSpec, parse_spec
@@ -108,8 +108,9 @@ def test_external_series_are_only_the_documented_ones() -> None:
     used = set().union(*(metric_names(e) for _, e in panel_queries(build_dashboard())))
     assert used & set(EXTERNAL) == set(EXTERNAL), "an EXTERNAL entry no panel uses"
     doc = (REPO / "docs" / "dashboards.md").read_text()
-    for name in EXTERNAL:
+    for name in (*EXTERNAL, *GPU_ONLY):
         assert name in doc, f"{name} is not documented in docs/dashboards.md"
+    assert used & set(GPU_ONLY) == set(GPU_ONLY)
 
 
 def test_configmap_only_when_enabled_and_valid() -> None:
