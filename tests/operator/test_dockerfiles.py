@@ -112,6 +112,19 @@ def test_operator_image_imports_every_module(operator_venv: pathlib.Path) -> Non
     assert result.returncode == 0, result.stderr
 
 
+def test_operator_image_checks_extra_config_with_the_shipped_schema(operator_venv: pathlib.Path) -> None:
+    """The wheel carries server_config.schema.json and the extra carries jsonschema: a misspelt
+    extraConfig key is refused by name there, without stt_server."""
+    script = ("from stt_operator.spec import SpecError, parse_spec\n"
+              "body = {'metadata': {'name': 's'}, 'spec': {'image': 'i', 'server': {'extraConfig': {'limits.ttl': 1}}}}\n"
+              "try:\n"
+              "    parse_spec(body)\n"
+              "except SpecError as exc:\n"
+              "    print(exc.field)\n")
+    result = _run(operator_venv, "python", "-c", script)
+    assert result.returncode == 0 and result.stdout.strip() == "spec.server.extraConfig.limits.ttl", result.stderr
+
+
 @pytest.mark.slow
 def test_server_image_install_replays_and_starts(tmp_path: pathlib.Path) -> None:
     """The CPU tag's install (EXTRAS=server); the -cuda tag adds ~1.3 GB of NVIDIA wheels, which
