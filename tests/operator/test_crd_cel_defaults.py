@@ -81,8 +81,8 @@ RULES_BY_MESSAGE = {rule["message"]: rule["rule"] for rule in rules_within(root_
 
 def test_the_levels_at_risk_are_found() -> None:
     at_risk = sorted(path for path, schema in DEFAULTED.items() if any(rules_within(schema)))
-    assert at_risk == ["spec.autoscaling", "spec.model", "spec.monitoring", "spec.monitoring.prometheusRule",
-                       "spec.monitoring.serviceMonitor", "spec.service"]
+    assert at_risk == ["spec.autoscaling", "spec.model", "spec.monitoring", "spec.monitoring.grafanaDashboard",
+                       "spec.monitoring.prometheusRule", "spec.monitoring.serviceMonitor", "spec.service"]
 
 
 @pytest.mark.parametrize("path", sorted(DEFAULTED))
