@@ -58,8 +58,10 @@ class MemoryApi:
         self.calls.append(("DELETE", path))
         self.objects.pop(path, None)
 
-    def writes(self) -> list[tuple[str, str]]:
-        return [c for c in self.calls if c[0] in ("POST", "PATCH", "DELETE")]
+
+
+def writes(api: MemoryApi) -> list[tuple[str, str]]:
+    return [c for c in api.calls if c[0] in ("POST", "PATCH", "DELETE")]
 
 
 def add_server(api: MemoryApi, name: str = "a") -> None:
@@ -70,17 +72,16 @@ def add_server(api: MemoryApi, name: str = "a") -> None:
 
 
 async def settle(reconciler: Reconciler) -> None:
-    """Until the background passes asked for have run."""
+    """Until the background passes asked for so far have run (a pass leaves the queue when it starts)."""
     async with asyncio.timeout(5):
-        while any(not t.done() for t in reconciler._queued.values()):
-            await asyncio.sleep(0.01)
+        await asyncio.gather(*reconciler._queued.values())
 
 
 async def test_a_new_server_gets_its_children_without_reading_them_first() -> None:
     api = MemoryApi()
     add_server(api)
     await Reconciler(api).reconcile(NS, "a")  # type: ignore[arg-type]
-    created = [p for verb, p in api.writes() if verb == "POST" and not p.endswith("/events")]
+    created = [p for verb, p in writes(api) if verb == "POST" and not p.endswith("/events")]
     assert {p.rsplit("/", 1)[1] for p in created} == {"configmaps", "deployments", "services"}
     child_reads = [p for verb, p in api.calls if verb == "GET" and ("/configmaps/" in p or "/services/" in p)]
     assert child_reads == []  # created at once: nothing of a new SttServer can be there yet
@@ -96,7 +97,7 @@ async def test_the_resync_check_skips_an_unchanged_server_and_repairs_a_changed_
     api.calls.clear()
     reconciler.request(NS, "a", check_first=True)
     await settle(reconciler)
-    assert api.writes() == []
+    assert writes(api) == []
     assert ("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/a") not in api.calls  # no full pass
 
     # A change whose event was missed: the check sees the new resourceVersion and repairs it.

@@ -189,8 +189,8 @@ class ScrapeLoop:
                     fingerprint: PodsFingerprint | None) -> None:
         async with self._slots:
             try:
-                await self._autoscale(self.api, entry.body, state=entry.state, spec=spec,
-                                      post_event=entry.post_event, pods=pods)
+                decision = await self._autoscale(self.api, entry.body, state=entry.state, spec=spec,
+                                                 post_event=entry.post_event, pods=pods)
             except asyncio.CancelledError:
                 raise
             except TRANSIENT as exc:
@@ -198,7 +198,8 @@ class ScrapeLoop:
                 await self._report(entry, exc)
             else:
                 entry.last_error = None
-                entry.idle_fingerprint = fingerprint
+                # No Deployment yet (no decision, nothing written): the next round tries again.
+                entry.idle_fingerprint = fingerprint if decision is not None else None
             finally:
                 self._wake.set()  # this entry may be due again before the loop's current wait ends
 

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+from stt_operator.autoscaling.behavior import History
+from stt_operator.autoscaling.decision import AutoscalingPolicy, Decision, decide
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi
 from stt_operator.autoscaling.scrape_loop import ScrapeLoop
 from stt_operator.autoscaling.timer import AutoscalerState
@@ -51,10 +53,15 @@ class Recorder:
 
     def __init__(self) -> None:
         self.passes: list[tuple[str, tuple[str, ...]]] = []
+        self.deployment = True  # False: passes find no Deployment and decide nothing
 
     async def __call__(self, api: KubeApi, body: Mapping[str, Any], *, state: Any, spec: SttServerSpec,
-                       post_event: Any, pods: Sequence[Mapping[str, Any]]) -> None:
+                       post_event: Any, pods: Sequence[Mapping[str, Any]]) -> Decision | None:
         self.passes.append((spec.name, tuple(p["metadata"]["name"] for p in pods)))
+        if not self.deployment:
+            return None
+        policy = AutoscalingPolicy(min_replicas=1, max_replicas=3, target_decode_pending=1)
+        return decide((), current_replicas=1, policy=policy, history=History(), now=0.0)
 
 
 class Clock:
@@ -110,6 +117,20 @@ async def test_no_ready_pod_means_one_pass_then_none_until_the_pods_change(setup
     await round_at(loop, clock, 1060.0)
     await round_at(loop, clock, 1075.0)
     assert recorder.passes[-2:] == [("a", ("a-1", "a-2"))] * 2  # with a Ready pod, every interval
+
+
+async def test_passes_go_on_until_one_finds_the_deployment(setup: Any) -> None:
+    loop, api, recorder, clock = setup
+    api.pods = {"ns": []}  # no pods can be made (say, a missing RuntimeClass)
+    recorder.deployment = False
+    loop.register(server("a"), state=AutoscalerState(), post_event=_no_events)
+    await round_at(loop, clock, 1000.0)
+    await round_at(loop, clock, 1015.0)
+    assert len(recorder.passes) == 2  # nothing decided, nothing written yet: try again
+    recorder.deployment = True
+    await round_at(loop, clock, 1030.0)
+    await round_at(loop, clock, 1045.0)
+    assert len(recorder.passes) == 3  # the pass that wrote status counts; then skipped
 
 
 async def test_a_new_generation_without_ready_pods_gets_a_pass(setup: Any) -> None:
