@@ -44,6 +44,7 @@ async def test_network_policy_is_made_kept_and_removed(cluster_api: Cluster, tmp
         "grpcFrom": [{"namespaceSelector": {"matchLabels": {"team": "voice"}}, "podSelector": {}},
                      {"ipBlock": {"cidr": "10.244.0.0/16", "except": ["10.244.1.0/24"]}}],
         "prometheusNamespaceSelector": {},  # every namespace: stored as {} and never re-patched
+        "restFrom": [{"podSelector": {"matchLabels": {"app": "web"}}}],
     }
     async with cluster.operator(tmp_path / "operator.log"):
         cluster.apply(server)
@@ -53,8 +54,10 @@ async def test_network_policy_is_made_kept_and_removed(cluster_api: Cluster, tmp
         assert [(r["kind"], r["uid"], r.get("controller")) for r in refs] == \
             [("SttServer", owner["metadata"]["uid"], True)]
         assert policy["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "stt-operator"
-        grpc, http = policy["spec"]["ingress"]
+        grpc, http, rest = policy["spec"]["ingress"]
         assert grpc["ports"] == [{"protocol": "TCP", "port": 50051}] and len(grpc["from"]) == 2
+        assert rest == {"ports": [{"protocol": "TCP", "port": 8080}],
+                        "from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}
         assert http["ports"] == [{"protocol": "TCP", "port": 8000}]
         assert http["from"] == [
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": OPERATOR_NAMESPACE}}},
