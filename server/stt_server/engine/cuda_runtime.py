@@ -67,6 +67,7 @@ class CudaCheck:
 
     missing: tuple[MissingLibrary, ...]
     device_count: int
+    device_error: str | None = None  # CTranslate2's own words when counting devices failed
 
     @property
     def usable(self) -> bool:
@@ -83,7 +84,8 @@ class CudaCheck:
                                                (WHEEL_HINT, any(m.library.wheel for m in self.missing))) if wanted]
             return f"{'; '.join(m.describe() for m in self.missing)}. Fix: {'; and '.join(hints)}"
         if self.device_count <= 0:
-            return ("CTranslate2 sees no CUDA device (CUDA_VISIBLE_DEVICES, the nvidia.com/gpu request, or a "
+            said = f" ({self.device_error})" if self.device_error else ""
+            return (f"CTranslate2 sees no CUDA device{said} (CUDA_VISIBLE_DEVICES, the nvidia.com/gpu request, or a "
                     f"driver too old for CUDA 12). Fix: {DRIVER_HINT}")
         return ""
 
@@ -133,8 +135,12 @@ def check_cuda(*, load_library: Callable[[str], object] = _dlopen,
         except OSError as exc:
             reason = str(exc).removeprefix(f"{library.soname}: ") or "not found"
             missing.append(MissingLibrary(library, reason, _wheel_copy(library)))
-    driver_missing = any(m.library.wheel is None for m in missing)
-    count = 0 if driver_missing else device_count()
+    if any(m.library.wheel is None for m in missing):
+        return CudaCheck(missing=tuple(missing), device_count=0)
+    try:
+        count = device_count()
+    except (RuntimeError, OSError) as exc:  # e.g. "CUDA driver version is insufficient for CUDA runtime version"
+        return CudaCheck(missing=tuple(missing), device_count=0, device_error=str(exc))
     return CudaCheck(missing=tuple(missing), device_count=count)
 
 

@@ -71,6 +71,15 @@ def test_libraries_but_no_device_is_err1036() -> None:
     assert str(caught.value).startswith("ERR1036: ") and "sees no CUDA device" in str(caught.value)
 
 
+def test_a_failing_device_count_is_reported_not_raised() -> None:
+    def count() -> int:
+        raise RuntimeError("CUDA failed with error CUDA driver version is insufficient for CUDA runtime version")
+    check = check_cuda(load_library=loader_without(), device_count=count)
+    assert check.code is ErrorCode.CUDA_DEVICE_UNAVAILABLE
+    assert "driver version is insufficient" in check.problem()
+    assert resolve_device("auto", check=lambda: check) == "cpu"
+
+
 def test_a_wheel_copy_off_the_loader_path_is_pointed_out(tmp_path: pathlib.Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     lib = tmp_path / "nvidia" / "cublas" / "lib"
