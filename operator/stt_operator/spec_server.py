@@ -30,7 +30,8 @@ EXTRA_PATH: Final = "spec.server.extraConfig"
 # Every config key builders.configmap.server_config renders from typed spec fields (a test keeps
 # this list and the renderer in step). extraConfig may not set these, nor a section holding one.
 TYPED_KEYS: Final = frozenset({
-    "server.grpc_host", "server.grpc_port", "server.http_host", "server.http_port",
+    "server.grpc_host", "server.grpc_port", "server.http_host", "server.http_port", "server.rest_host",
+    "server.rest_port",
     "server.max_stream_duration_sec", "server.drain_grace_sec", "server.tls.cert_file", "server.tls.key_file",
     "model.name", "model.path", "model.device", "model.compute_type", "model.cpu_threads", "model.num_workers",
     "model.beam_size",
