@@ -304,7 +304,8 @@ def _server() -> dict[str, Any]:
         "logging": obj({
             "level": string(enum=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], default="INFO"),
             "format": string(enum=["json", "console"], default="json"),
-            "file": string("also write JSON lines to this file (/tmp is writable)", min_length=2, pattern="^/"),
+            "file": string("also write JSON lines to this file under /tmp/ (the pod's writable emptyDir)",
+                           pattern="^/tmp/[^/].*[^/]$"),
             "fileMaxBytes": integer("rotate the file at this size", minimum=1024, default=52428800),
             "fileBackups": integer("rotated files kept", minimum=0, maximum=100, default=3),
         }, default={}),

@@ -80,8 +80,10 @@ def parse_server(r: Reader) -> ServerTuningSpec:
     logging, streaming, decoding = r.child("logging"), r.child("streaming"), r.child("decoding")
     d, dl = ServerTuningSpec(), ServerLoggingSpec()
     log_file = logging.optional_string("file")
-    if log_file is not None and not log_file.startswith("/"):
-        raise SpecError(f"{logging.path}.file", f"must be an absolute path (e.g. /tmp/stt_service.log), got {log_file!r}")
+    # The root filesystem is read-only; /tmp is the pod's writable emptyDir.
+    if log_file is not None and (not log_file.startswith("/tmp/") or log_file.endswith("/") or ".." in log_file):
+        raise SpecError(f"{logging.path}.file", "must be a file under /tmp/ (the pod's only writable directory; "
+                        f"e.g. /tmp/stt_service.log), got {log_file!r}")
     vad = streaming.number("vadThreshold", d.vad_threshold, minimum=0, exclusive_minimum=True)
     if vad >= 1:
         raise SpecError(f"{streaming.path}.vadThreshold", f"must be less than 1, got {vad}")

@@ -83,7 +83,9 @@ def test_typed_keys_list_matches_the_renderer() -> None:
 @pytest.mark.parametrize(("server", "field", "words"), [
     ({"publicHealth": "none"}, "spec.server.publicHealth", "full, minimal"),
     ({"logging": {"level": "TRACE"}}, "spec.server.logging.level", "DEBUG"),
-    ({"logging": {"file": "stt.log"}}, "spec.server.logging.file", "absolute path"),
+    ({"logging": {"file": "stt.log"}}, "spec.server.logging.file", "under /tmp/"),
+    ({"logging": {"file": "/var/log/stt.log"}}, "spec.server.logging.file", "only writable directory"),
+    ({"logging": {"file": "/tmp/../etc/x"}}, "spec.server.logging.file", "under /tmp/"),
     ({"streaming": {"vadThreshold": 1}}, "spec.server.streaming.vadThreshold", "less than 1"),
     ({"streaming": {"maxBatchSize": 0}}, "spec.server.streaming.maxBatchSize", "at least 1"),
     ({"decoding": {"beamSize": 11}}, "spec.server.decoding.beamSize", "at most 10"),
