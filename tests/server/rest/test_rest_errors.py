@@ -224,3 +224,41 @@ async def test_drain_refuses_new_rest_calls_and_waits_for_the_one_in_flight() ->
         status, body, _ = await asyncio.wait_for(in_flight, 10)
         assert status == 200 and isinstance(body, dict) and body["text"] == "fake 16000 samples"
         await asyncio.wait_for(drain, 10)
+
+
+class _SegmentEngine(FakeEngine):
+    """Sends one segment through ``on_segment``, then fails the decode (or not)."""
+
+    def __init__(self, *, fail: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fail = fail
+
+    async def recognize(self, audio: Any, *, options: Any, on_segment: Any = None, **extra: Any) -> Any:
+        from types import SimpleNamespace
+
+        from stt_server.engine.errors import ModelError
+
+        if on_segment is not None:
+            on_segment(SimpleNamespace(text=" first window "))
+        await asyncio.sleep(0)
+        if self.fail:
+            raise ModelError("the model fell over")
+        return await super().recognize(audio, options=options)
+
+
+async def test_an_error_after_the_stream_began_is_an_error_event_the_openai_sdk_raises() -> None:
+    import openai
+
+    async with rest_server(engine=_SegmentEngine(fail=True)) as api:
+        client = openai.AsyncOpenAI(base_url=f"{api.base_url}/v1", api_key="x", max_retries=0)
+        stream = await client.audio.transcriptions.create(model="whisper-1", file=("a.wav", GOOD), stream=True)
+        seen: list[Any] = []
+        with pytest.raises(openai.APIError) as caught:
+            async for event in stream:
+                seen.append(event)
+        assert [e.type for e in seen] == ["transcript.text.delta"] and seen[0].delta == "first window"
+        assert "ERR1030" in str(caught.value)
+        await client.close()
+        assert api.sample("stt_grpc_requests_total", {"method": "Recognize", "protocol": "rest",
+                                                      "grpc_status": "INTERNAL"}) == 1
+        assert api.sample("stt_errors_total", {"code": "ERR1030", "grpc_status": "INTERNAL"}) == 1
