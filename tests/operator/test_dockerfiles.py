@@ -50,7 +50,7 @@ def test_non_root_slim_images(name: str, entrypoint: str) -> None:
 
 
 def test_server_image_exposes_the_contract_ports() -> None:
-    assert "EXPOSE 50051 8000" in (REPO / "Dockerfile.server").read_text()
+    assert "EXPOSE 50051 8000 8080" in (REPO / "Dockerfile.server").read_text()  # gRPC, control plane, REST
 
 
 def test_dockerignore_keeps_the_context_small_but_buildable() -> None:
