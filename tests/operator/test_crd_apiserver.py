@@ -78,6 +78,9 @@ INVALID: Final = [
      "minReplicas must be <= maxReplicas"),
     ("gpu-on-cpu", with_spec(device="cpu", gpu=1), "device cpu cannot use GPUs"),
     ("cuda-without-gpu", with_spec(device="cuda", gpu=0), "device cuda needs gpu >= 1"),
+    ("log-file-outside-tmp", with_spec(server={"logging": {"file": "/var/log/stt.log"}}), "spec.server.logging.file"),
+    ("vad-threshold-one", with_spec(server={"streaming": {"vadThreshold": 1}}), "spec.server.streaming.vadThreshold"),
+    ("unknown-log-level", with_spec(server={"logging": {"level": "TRACE"}}), "spec.server.logging.level"),
 ]
 
 
