@@ -25,6 +25,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from datetime import UTC, datetime
@@ -57,16 +58,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _calls(target: str, pcm: bytes, calls: int, pid: int) -> list[float]:
+async def _calls(target: str, pcm: bytes, calls: int, pid: int) -> tuple[list[float], list[float]]:
+    """RSS after start-up and after each call, and the peak RSS during each call (sampled every 20 ms)."""
     from stt_server.client import SttClient, WavAudio
 
     process = psutil.Process(pid)
     rss = [process.memory_info().rss / MB]
+    peaks: list[float] = []
     async with SttClient(target, max_message_bytes=len(pcm) + MB) as client:
         for _ in range(calls):
-            await client.recognize(WavAudio(pcm, SAMPLE_RATE))
+            call = asyncio.ensure_future(client.recognize(WavAudio(pcm, SAMPLE_RATE)))
+            peak = 0.0
+            while not call.done():
+                peak = max(peak, process.memory_info().rss / MB)
+                await asyncio.wait([call], timeout=0.02)
+            call.result()
             rss.append(process.memory_info().rss / MB)
-    return rss
+            peaks.append(max(peak, rss[-1]))
+    return rss, peaks
 
 
 def server_run(name: str, env_extra: dict[str, str], pcm: bytes, calls: int) -> dict[str, Any]:
@@ -90,10 +99,11 @@ def server_run(name: str, env_extra: dict[str, str], pcm: bytes, calls: int) -> 
 
         asyncio.run(ready())
         started = time.perf_counter()
-        rss = asyncio.run(_calls(f"127.0.0.1:{port}", pcm, calls, server.pid))
+        rss, peaks = asyncio.run(_calls(f"127.0.0.1:{port}", pcm, calls, server.pid))
         return {"allocator": name, "env": env_extra, "rss_mb": [round(v, 1) for v in rss],
+                "peak_during_call_mb": [round(v, 1) for v in peaks],
                 "growth_after_first_call_mb": round(rss[-1] - rss[1], 1),
-                "peak_mb": round(max(rss), 1), "seconds": round(time.perf_counter() - started, 1)}
+                "seconds": round(time.perf_counter() - started, 1)}
     finally:
         server.terminate()
         try:
@@ -152,13 +162,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=9)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/recognize-rss.json"))
+    parser.add_argument("--before-ref", help="also run the server of this git ref (e.g. the commit before the "
+                                             "chunked Recognize) for --before-calls calls, for its peak RSS")
+    parser.add_argument("--before-calls", type=int, default=1)
     args = parser.parse_args()
     pcm = max_upload()
     load_before = os.getloadavg()
     variants: list[tuple[str, dict[str, str]]] = [("glibc", {}), ("glibc MALLOC_ARENA_MAX=2", {"MALLOC_ARENA_MAX": "2"})]
     if JEMALLOC.exists():
         variants.append(("jemalloc", {"LD_PRELOAD": str(JEMALLOC)}))
-    servers = [server_run(name, env, pcm, args.calls) for name, env in variants]
+    servers = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.before_ref:
+            subprocess.run(f"git archive {args.before_ref} server | tar -x -C {tmp}", shell=True, check=True)
+            before = server_run(f"before ({args.before_ref}), glibc", {"PYTHONPATH": f"{tmp}/server"}, pcm,
+                                args.before_calls)
+            servers.append(before)
+        servers += [server_run(name, env, pcm, args.calls) for name, env in variants]
     report = {
         "benchmark": "recognize-rss", "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "upload_bytes": len(pcm), "upload_sec": UPLOAD_SEC, "calls": args.calls,

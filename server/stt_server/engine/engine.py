@@ -145,7 +145,7 @@ class Engine:
         """A whole clip: VAD-gated speech chunks, batched through the decode scheduler as finals.
 
         Silence decodes nothing (no made-up text), and memory stays that of the clip's samples:
-        chunks are views, decoded a few at a time (engine/offline.py). ``prompt`` is Whisper's
+        only the few chunks in flight are copied out (engine/offline.py). ``prompt`` is Whisper's
         initial prompt for every chunk; ``on_segment`` is called on the event loop with each
         chunk's text, in clip order, as soon as it is decoded (the REST API streams them).
         """

@@ -150,7 +150,7 @@ async def decode_chunks(samples: np.ndarray, chunks: Sequence[Span], *, schedule
     """Decode every chunk through the shared scheduler, ``plan.in_flight`` at a time; outcomes in order.
 
     ``on_ready(index, outcome)`` runs on the event loop for each chunk in clip order, as soon as it
-    and every chunk before it are decoded. Chunks are views of ``samples`` (no copies).
+    and every chunk before it are decoded. Only the chunks in flight are copied out of ``samples``.
     """
     outcomes: list[DecodeOutcome | None] = [None] * len(chunks)
     active: dict[asyncio.Future[DecodeOutcome | None], int] = {}
@@ -160,7 +160,9 @@ async def decode_chunks(samples: np.ndarray, chunks: Sequence[Span], *, schedule
         while next_chunk < len(chunks) or active:
             while next_chunk < len(chunks) and len(active) < max(1, plan.in_flight):
                 chunk = chunks[next_chunk]
-                job = DecodeJob(stream_id=plan.stream_id, kind="final", audio=samples[chunk.start: chunk.end],
+                # a copy (at most 19 s, 1.2 MB), not a view: a decode worker keeps its last batch
+                # until it takes the next one, and a view would keep the whole clip alive with it
+                job = DecodeJob(stream_id=plan.stream_id, kind="final", audio=samples[chunk.start: chunk.end].copy(),
                                 language=plan.language, word_timestamps=plan.word_timestamps,
                                 initial_prompt=plan.prompt, utterance_index=next_chunk)
                 active[await scheduler.submit_final(job)] = next_chunk

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
+import weakref
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -119,3 +121,16 @@ async def test_a_cancelled_recognize_drops_its_queued_chunks(scheduler: tuple[De
     async with asyncio.timeout(5):
         while sched.pending:
             await asyncio.sleep(0.01)
+
+
+async def test_the_clip_is_not_kept_alive_after_the_call(scheduler: tuple[DecodeScheduler, FakeBackend]) -> None:
+    # A decode worker keeps its last batch until it takes the next one; chunks that were views of
+    # the clip kept the whole clip (115 MB for 30 minutes) alive after the call returned.
+    sched, _ = scheduler
+    samples = np.zeros(sec(60), np.float32)
+    clip = weakref.ref(samples)
+    await decode_chunks(samples, [Span(0, sec(5)), Span(sec(10), sec(15))], scheduler=sched,
+                        plan=ChunkDecode(stream_id="r3", language="en", word_timestamps=False))
+    del samples
+    gc.collect()
+    assert clip() is None
