@@ -12,6 +12,7 @@
 #   scripts/gpu-check.sh [OUT_DIR]           (default docs/benchmarks)
 #   MODEL_PATH=/models/large-v3 scripts/gpu-check.sh     (a CTranslate2 model directory; default tiny.en)
 #
+# Any STT_* variable in the environment reaches the server too (e.g. STT_MODEL__NUM_WORKERS=4).
 # It stops at the first failure; the server log is printed on the way out. Nothing here needs a
 # cluster or the network beyond pip's index.
 set -euo pipefail
@@ -24,6 +25,7 @@ TOKEN=gpu-check-token
 GRPC_PORT="${STT_BENCH_GRPC_PORT:-50161}"
 HTTP_PORT="${STT_BENCH_HTTP_PORT:-8161}"
 CAPACITY_BUDGET="${CAPACITY_BUDGET:-900}"
+MAX_STREAMS="${MAX_STREAMS:-256}"
 LOG="$WORK/server.log"
 SERVER_PID=""
 
@@ -65,9 +67,19 @@ if not check.usable:
 EOF
 
 echo "== stt-server on device cuda, float16"
+for port in "$GRPC_PORT" "$HTTP_PORT"; do  # another server on a taken port would answer for ours
+    if ! "$VENV/bin/python" -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$port" 2>/dev/null; then
+        echo "gpu-check: port $port is taken: set STT_BENCH_GRPC_PORT / STT_BENCH_HTTP_PORT" >&2
+        exit 2
+    fi
+done
 MODEL_ARGS=()
 if [ -n "${MODEL_PATH:-}" ]; then MODEL_ARGS=(--model "$MODEL_PATH"); fi
-STT_CONTROL_TOKEN="$TOKEN" STT_ENABLE_GPU_METRICS=1 STT_SERVER__REST_PORT=0 stt-server --grpc-host 127.0.0.1 --http-host 127.0.0.1 \
+# The session limits (32 per pod, 16 per key) would cap the capacity sweep, not the GPU: the point is
+# latency at N streams, so the server admits up to MAX_STREAMS (buffers sized to match).
+STT_CONTROL_TOKEN="$TOKEN" STT_ENABLE_GPU_METRICS=1 STT_SERVER__REST_PORT=0 \
+    STT_LIMITS__MAX_SESSIONS="$MAX_STREAMS" STT_LIMITS__MAX_SESSIONS_PER_API_KEY="$MAX_STREAMS" \
+    STT_LIMITS__MAX_TOTAL_BUFFER_BYTES=$((MAX_STREAMS * 1920000)) stt-server --grpc-host 127.0.0.1 --http-host 127.0.0.1 \
     --grpc-port "$GRPC_PORT" --http-port "$HTTP_PORT" --device cuda --compute-type float16 \
     ${MODEL_ARGS[@]+"${MODEL_ARGS[@]}"} >"$LOG" 2>&1 &
 SERVER_PID=$!
@@ -125,6 +137,7 @@ stt-bench offline --server "127.0.0.1:$GRPC_PORT" --direct --device cuda --compu
 
 echo "== real-time stream-capacity sweep"
 stt-bench capacity --server "127.0.0.1:$GRPC_PORT" --http "http://127.0.0.1:$HTTP_PORT" --token "$TOKEN" \
-    --budget "$CAPACITY_BUDGET" --max-streams 256 --out-dir "$OUT" --label "gpu-$GPU_NAME" --connect-timeout 120
+    --budget "$CAPACITY_BUDGET" --max-streams "$MAX_STREAMS" --out-dir "$OUT" --label "gpu-$GPU_NAME" \
+    --connect-timeout 120 || [ $? -eq 1 ]  # 1: not even the first step held the SLO (a result)
 
 echo "gpu-check: figures under $OUT (commit them with the GPU name and driver in the message)"
