@@ -261,8 +261,13 @@ async def bench(args: argparse.Namespace) -> Path:
     runs: list[RunResult] = []
     with cluster(args.dir) as kubeconfig:
         kubectl(kubeconfig, "apply", "--server-side", "-f", str(CRD))
-        kubectl(kubeconfig, "wait", "--for=condition=Established", "crd/sttservers.sttfleet.io", "--timeout=60s")
         async with KubeApi(credentials_from_kubeconfig(kubeconfig), timeout_sec=60) as api:
+            async def established() -> bool:
+                crd = await api.get_or_none("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+                                            "sttservers.sttfleet.io") or {}
+                return any(c.get("type") == "Established" and c.get("status") == "True"
+                           for c in (crd.get("status") or {}).get("conditions") or ())
+            await until(established, what="the SttServer CRD Established", timeout=120, every=0.5)
             for count in args.count:
                 for variant, code in variants:
                     print(f"{variant}: {count} SttServers ...", flush=True)
