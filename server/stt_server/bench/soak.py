@@ -211,7 +211,7 @@ async def run(args: argparse.Namespace, *, log_file: IO[bytes]) -> dict[str, Any
     grpc_port, http_port = _free_port(), _free_port()
     env = {**os.environ, "STT_LIMITS__MAX_SESSIONS": str(args.sessions), "STT_LOGGING__FORMAT": "json",
            "STT_LIMITS__REQUESTS_PER_MINUTE_PER_API_KEY": "100000", "STT_SERVER__DRAIN_GRACE_SEC": "10",
-           "STT_SERVER__REST_PORT": "0"}
+           "STT_SERVER__REST_PORT": "0", **dict(pair.split("=", 1) for pair in args.server_env)}
     http = f"http://127.0.0.1:{http_port}"
     target = f"127.0.0.1:{grpc_port}"
     clips = speech_variants(streams=max(1, args.sessions - 1))
@@ -242,7 +242,7 @@ async def run(args: argparse.Namespace, *, log_file: IO[bytes]) -> dict[str, Any
         "kind": "soak",
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "duration_sec": args.duration, "max_sessions": args.sessions, "valid_stream_workers": max(1, args.sessions - 1),
-        "sample_sec": args.sample_sec, "seed": args.seed,
+        "sample_sec": args.sample_sec, "seed": args.seed, "server_env": args.server_env,
         "cpu_count": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
         "streams_completed": soak.streams_completed,
         "answers": {kind: dict(counter) for kind, counter in sorted(soak.tally.answers.items())},
@@ -272,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-sec", type=float, default=10.0, help="RSS sampling interval")
     parser.add_argument("--warmup-sec", type=float, default=300.0, help="RSS growth is measured after this")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the server process, e.g. MALLOC_ARENA_MAX=2 (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="JSON report path")
     args = parser.parse_args(argv)
     with tempfile.TemporaryFile(prefix="stt-soak-server-") as log_file:
