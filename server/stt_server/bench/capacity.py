@@ -44,6 +44,7 @@ class Trial:
     missing_finals: int = 0
     wall_seconds: float = 0.0
     cpu_cores_busy: float | None = None
+    load_average: float | None = None  # the host's 1-minute load average when the trial started
 
     @property
     def p99_ok(self) -> bool:
@@ -198,10 +199,10 @@ def trials_table(trials: Sequence[Trial]) -> list[str]:
     def s(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.2f}"
 
-    rows = ["| # | streams | first partial P99 / max | final P99 / max | refused | server cores | P99 SLO | worst case |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [("| # | streams | first partial P99 / max | final P99 / max | refused | server cores | P99 SLO | worst case "
+            "| host load avg |"), "|---|---|---|---|---|---|---|---|---|"]
     for index, t in enumerate(trials, 1):
         rows.append(f"| {index} | {t.streams} | {s(t.first_partial_p99)} / {s(t.first_partial_max)} | "
                     f"{s(t.final_p99)} / {s(t.final_max)} | {t.refused} | {s(t.cpu_cores_busy)} | "
-                    f"{'met' if t.p99_ok else 'missed'} | {'met' if t.worst_ok else 'missed'} |")
+                    f"{'met' if t.p99_ok else 'missed'} | {'met' if t.worst_ok else 'missed'} | {s(t.load_average)} |")
     return rows

@@ -39,7 +39,8 @@ def trial_from_report(report: LoadReport, *, wall_seconds: float) -> Trial:
         refused=sum(n for status, n in report.errors.by_status.items() if status in EXCLUDED_FROM_AVAILABILITY),
         first_partial_p99=report.first_partial.p99, first_partial_max=report.first_partial.max,
         final_p99=report.final.p99, final_max=report.final.max, missing_finals=report.missing_finals,
-        wall_seconds=wall_seconds, cpu_cores_busy=report.resources.cpu_cores_busy)
+        wall_seconds=wall_seconds, cpu_cores_busy=report.resources.cpu_cores_busy,
+        load_average=report.load_average_start[0] if report.load_average_start else None)
 
 
 async def search_capacity(search: CapacitySearch, run_trial: TrialRunner, *,

@@ -49,3 +49,4 @@ async def test_capacity_finds_what_the_server_holds_and_writes_the_reports(
     data = json.loads(js.read_text())
     assert data["p99_streams"] == HOLDS and data["cpu_count"] and len(data["load_average_end"]) == 3
     assert data["report_at_capacity"]["workload"]["concurrent_sessions"] == HOLDS
+    assert all(trial["load_average"] is not None for trial in data["trials"])  # how busy the host was
