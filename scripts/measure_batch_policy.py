@@ -18,6 +18,7 @@ import os
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from stt_server.bench.workload import speech_variants
@@ -71,7 +72,8 @@ def main() -> int:
     parser.add_argument("--max-batch-size", type=int, default=8)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    backend = WhisperBackend(ServerConfig().model)
+    settings: Any = ServerConfig().model  # the config section, as Engine passes it
+    backend = WhisperBackend(settings)
     backend.load()
     load_start = os.getloadavg()
     totals = {"old": [0.0, 0.0], "new": [0.0, 0.0]}
