@@ -126,8 +126,8 @@ def _run_capacity(args: argparse.Namespace) -> int:
     except RuntimeError as exc:  # unusable --audio, hibari-tts missing, --http refusing
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    md, js = write_reports(result, report, server=args.server, out_dir=args.out_dir, label=_slug(args.label or "")
-                           if args.label else "")
+    md, js = write_reports(result, report, server=args.server, out_dir=args.out_dir,
+                           label=_slug(args.label) if args.label else "")
     print(f"holds within the SLO (P99s): {result.p99_streams or 0} streams; worst case: {result.worst_streams or 0}")
     print(f"search ended: {result.stopped}")
     if result.recommendation is not None:
