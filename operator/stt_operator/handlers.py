@@ -32,10 +32,10 @@ from stt_operator.spec import SpecError
 RESYNC_SEC: Final = float(os.environ.get("STT_OPERATOR_RESYNC_SEC", "30"))
 # Whole seconds: kopf sends it as `timeoutSeconds`, which kube-apiserver parses as an integer ("60.0" is a 400).
 WATCH_TIMEOUT_SEC: Final = int(float(os.environ.get("STT_OPERATOR_WATCH_TIMEOUT_SEC", "60")))
-# Requests in flight to the API server at once (the rest wait their turn): a burst of new SttServers
-# goes no faster with more, and each TLS connection in the pool costs a 256 KiB read buffer plus
-# OpenSSL's state, which stay in the process's RSS after the burst.
-API_IN_FLIGHT: Final = 16
+# Requests in flight to the API server at once (the rest wait their turn): each TLS connection in
+# the pool costs a 256 KiB read buffer plus OpenSSL's state, which stay in the process's RSS after a
+# burst (aiohttp's own limit is 100), while fewer than the passes at once would serialize them.
+API_IN_FLIGHT: Final = 64
 # kopf watches the monitoring kinds only while the cluster serves them (it re-scans CRDs itself).
 WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("apps", "v1", "deployments"),
                            ("policy", "v1", "poddisruptionbudgets"),
