@@ -103,7 +103,7 @@ class LimitsSettings(_Section):
     max_total_buffer_bytes: int = Field(default=64 * 1024 * 1024, ge=32_000)
     max_decode_pending: int = Field(default=16, ge=1)
     # Unary Recognize (docs/config.md): the upload, the audio it may hold, and what all calls in
-    # progress may hold together (each costs about 4x its 16 kHz PCM bytes while decoding).
+    # progress may hold together (a call's peak memory is about 5-7x its upload, docs/engine.md).
     max_recognize_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_recognize_duration_sec: float = Field(default=1800.0, gt=0)
     max_recognize_inflight_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
