@@ -34,8 +34,12 @@ RESYNC_SEC: Final = float(os.environ.get("STT_OPERATOR_RESYNC_SEC", "30"))
 WATCH_TIMEOUT_SEC: Final = int(float(os.environ.get("STT_OPERATOR_WATCH_TIMEOUT_SEC", "60")))
 # Requests in flight to the API server at once (the rest wait their turn): each TLS connection in
 # the pool costs a 256 KiB read buffer plus OpenSSL's state, which stay in the process's RSS after a
-# burst (aiohttp's own limit is 100), while fewer than the passes at once would serialize them.
-API_IN_FLIGHT: Final = 64
+# burst (aiohttp's own limit is 100); those waiting for a turn queue here, outside their timeout,
+# rather than in the API server.
+API_IN_FLIGHT: Final = 32
+# kopf's own requests get as long (settings.networking.request_timeout): on a busy machine the API
+# server takes seconds, and a pass that times out is retried whole.
+API_TIMEOUT_SEC: Final = 30.0
 # kopf watches the monitoring kinds only while the cluster serves them (it re-scans CRDs itself).
 WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("apps", "v1", "deployments"),
                            ("policy", "v1", "poddisruptionbudgets"),
@@ -80,10 +84,10 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.watching.server_timeout = WATCH_TIMEOUT_SEC
     settings.watching.client_timeout = WATCH_TIMEOUT_SEC + 10
     settings.watching.connect_timeout = 5
-    settings.networking.request_timeout = 30
+    settings.networking.request_timeout = API_TIMEOUT_SEC
     settings.networking.connect_timeout = 5
     select_children_on_the_server(settings)
-    api = KubeApi(credentials_from_env(), max_in_flight=API_IN_FLIGHT)
+    api = KubeApi(credentials_from_env(), timeout_sec=API_TIMEOUT_SEC, max_in_flight=API_IN_FLIGHT)
     await api.__aenter__()
     memo["api"] = api
     memo["reconciler"] = Reconciler(api, operator_namespace=own_namespace())

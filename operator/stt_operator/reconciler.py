@@ -47,6 +47,9 @@ MAX_BACKOFF_SEC: Final = 30.0
 # on a busy machine every API round trip is slow, and only passes in parallel hide that: with 8 at
 # once the last of 50 new SttServers waited 40 s for its children (load average 15-20 on 2 cores).
 PASSES_AT_ONCE: Final = 64
+# How long one answer about the monitoring APIs serves (installing the prometheus-operator CRDs is
+# noticed within this plus the next pass).
+DISCOVERY_TTL_SEC: Final = 5.0
 
 Key = tuple[str, str]
 Fingerprint = tuple[object, ...]
@@ -81,6 +84,7 @@ class Reconciler:
         self._queued: dict[Key, asyncio.Task[None]] = {}
         self._check_only: dict[Key, bool] = {}  # the queued pass may stop when the fingerprint holds
         self._fingerprints: dict[Key, Fingerprint] = {}  # after each clean pass
+        self._discovery: tuple[float, asyncio.Future[tuple[frozenset[str], str | None]]] | None = None
 
     # ---- scheduling --------------------------------------------------------------------------
 
@@ -143,7 +147,21 @@ class Reconciler:
             return fingerprint(body, apis, owned) == self._fingerprints.get((namespace, name))
 
     async def monitoring_apis(self) -> tuple[frozenset[str], str | None]:
-        """Which prometheus-operator kinds the cluster serves, and a note when some are missing."""
+        """Which prometheus-operator kinds the cluster serves, and a note when some are missing.
+
+        One answer serves every pass for DISCOVERY_TTL_SEC (a burst of new SttServers asks once).
+        """
+        loop = asyncio.get_running_loop()
+        if self._discovery is None or self._discovery[0] < loop.time():
+            task = asyncio.ensure_future(self._discover())
+            self._discovery = (loop.time() + DISCOVERY_TTL_SEC, task)
+        try:
+            return await asyncio.shield(self._discovery[1])
+        except Exception:
+            self._discovery = None  # asked again by the next pass
+            raise
+
+    async def _discover(self) -> tuple[frozenset[str], str | None]:
         documents = await asyncio.gather(
             self.api.get_or_none("/apis/monitoring.coreos.com/v1"),
             *(self.api.get_or_none(f"/apis/{version}") for version in OPTIONAL_MONITORING_KINDS.values()))
@@ -187,6 +205,7 @@ class Reconciler:
         notes: list[tuple[events.EventType, str, str]] = []
         apply_error: BaseException | None = None
         applied: dict[str, Applied] = {}
+        results: list[Applied] = []
         owned: list[dict[str, Any]] = []
         deleted = False
         new = current_deployment is None and not body.get("status")  # nothing of ours can be there yet
@@ -195,11 +214,16 @@ class Reconciler:
             for batch in ([c for c in children if c["kind"] == "ConfigMap"],
                           [c for c in children if c["kind"] != "ConfigMap"]):
                 for result in await asyncio.gather(*(apply_child(self.api, c, create_first=new) for c in batch)):
+                    results.append(result)
                     applied.setdefault(result.kind, result)
                     if result.action != "unchanged":
                         notes.append(events.child_event(result.kind, result.name, result.action))
-            owned = await owned_children(self.api, owner_uid=body["metadata"]["uid"], namespace=namespace,
-                                         instance=name, kinds=_child_kinds(apis))
+            if new and all(r.action == "created" for r in results):
+                # Children are matched by owner uid: a new object owns exactly what we just made.
+                owned = [{**r.obj, "kind": r.kind} for r in results]
+            else:
+                owned = await owned_children(self.api, owner_uid=body["metadata"]["uid"], namespace=namespace,
+                                             instance=name, kinds=_child_kinds(apis))
             for stale in owned:
                 if (stale["kind"], stale["metadata"]["name"]) not in wanted:
                     api_version, plural = CHILD_KINDS[stale["kind"]]
