@@ -16,3 +16,5 @@ trap 'git worktree remove --force "$WORK/before"; rm -rf "$WORK"' EXIT
 PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m stt_localfleet.operator_bench --dir "$WORK/cluster" \
     --count 50 --count 200 --variant "before=$WORK/before/operator" --variant after= \
     --out "$OUT" --label 50-200 "${@:3}"
+# Name the before code by its commit, not by the temporary worktree it ran from.
+sed -i -E "s#$WORK/before/operator#$BEFORE (git worktree)#g" "$OUT/operator-50-200.md" "$OUT/operator-50-200.json"
