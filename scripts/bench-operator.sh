@@ -2,7 +2,8 @@
 # Operator latency and cost (issue 14 §4): 50 and then 200 SttServers applied at once on the local
 # cluster, measured for the operator at BEFORE (a git worktree of that commit, first on PYTHONPATH)
 # and for this working tree, interleaved in one run so that both see the same machine.
-# Writes docs/benchmarks/operator-50-200.{json,md}. About 12 minutes on 2 cores.
+# Writes docs/benchmarks/operator-50-200.{json,md}. About 15 minutes on 2 cores; the steady window
+# starts 90 s after the burst, past the first two resyncs (extra arguments go to operator_bench).
 #
 #   scripts/bench-operator.sh [BEFORE_COMMIT] [OUT_DIR]     (default c460418, docs/benchmarks)
 set -euo pipefail
@@ -14,7 +15,7 @@ git worktree add --detach "$WORK/before" "$BEFORE" >/dev/null
 trap 'git worktree remove --force "$WORK/before"; rm -rf "$WORK"' EXIT
 
 PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m stt_localfleet.operator_bench --dir "$WORK/cluster" \
-    --count 50 --count 200 --variant "before=$WORK/before/operator" --variant after= \
+    --count 50 --count 200 --variant "before=$WORK/before/operator" --variant after= --settle 90 --window 45 \
     --out "$OUT" --label 50-200 "${@:3}"
 # Name the before code by its commit, not by the temporary worktree it ran from.
 sed -i -E "s#$WORK/before/operator#$BEFORE (git worktree)#g" "$OUT/operator-50-200.md" "$OUT/operator-50-200.json"
