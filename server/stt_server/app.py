@@ -25,6 +25,7 @@ from stt_server.grpc_service.auth import ApiKeyAuthenticator
 from stt_server.grpc_service.server import HealthStatus, build_server
 from stt_server.grpc_service.servicer import EngineLike, SpeechToTextServicer
 from stt_server.grpc_service.state import ServingState
+from stt_server.memory_trim import MemoryTrimmer
 from stt_server.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class SttServerApp:
         self._grpc_running = False
         self._shutdown = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
+        self.memory_trimmer = MemoryTrimmer(config.server.malloc_trim_interval_sec)
         self.grpc_port = 0
         self.http_port = 0
         self.rest_port = 0  # stays 0 when server.rest_port is 0 (the REST API is off)
@@ -87,6 +89,7 @@ class SttServerApp:
         await self._start_control_plane()
         await self._start_rest_api()
         self._sweeper = asyncio.create_task(self._sweep_sessions(), name="stt-session-sweeper")
+        self.memory_trimmer.start()
         try:
             await self.engine.start()
         except Exception as exc:
@@ -170,6 +173,7 @@ class SttServerApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        await self.memory_trimmer.stop()
         if self._grpc is not None:
             server, self._grpc = self._grpc, None
             await server.stop(1.0)

@@ -70,6 +70,8 @@ class ServerSettings(_Section):
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     max_stream_duration_sec: float = Field(default=3600.0, gt=0)
     drain_grace_sec: float = Field(default=30.0, ge=0)
+    # hand freed heap memory back to the OS this often (glibc malloc_trim, stt_server/memory_trim.py); 0 = never
+    malloc_trim_interval_sec: float = Field(default=60.0, ge=0)
     tls: TlsSettings = TlsSettings()
 
 

@@ -11,6 +11,7 @@ A test (tests/server/test_config_schema.py) fails while the committed file is st
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -35,8 +36,11 @@ def render_schema() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    target = Path(args[0]) if args else SCHEMA_FILE
+    parser = argparse.ArgumentParser(prog="python -m stt_server.config_schema",
+                                     description="Write the server configuration's JSON schema.")
+    parser.add_argument("target", nargs="?", type=Path, default=SCHEMA_FILE,
+                        help=f"where to write it (default: {SCHEMA_FILE})")
+    target = parser.parse_args(argv).target
     target.write_text(render_schema())
     print(f"wrote {target}")
     return 0
