@@ -8,7 +8,6 @@ import ctypes.util
 
 import psutil
 import pytest
-
 from stt_server.memory_trim import MemoryTrimmer, glibc_malloc_trim
 
 
