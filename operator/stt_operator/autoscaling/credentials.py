@@ -1,93 +1,199 @@
 """Where the operator's Kubernetes credentials come from: one source for kopf's login and `KubeApi`.
 
-The `kubernetes` package's config loaders read them into a `kubernetes.client.Configuration`:
-kubeconfig files (tokens, token files, client certificates, exec plugins such as EKS's, GKE's or
-an OIDC helper, auth providers) and the in-cluster service account. Its refresh hook re-reads a
-projected token the kubelet rotated (at most a minute old) and re-runs an exec plugin whose
-credential expired. Key material given inline in a kubeconfig goes to temp files the package
-manages: one file per distinct content (a reload does not add files), removed at interpreter exit.
+Read without the `kubernetes` package (it and what it drags in cost ~25 MB of RSS, and kopf imports
+it whenever it is installed). Supported, as kubectl reads them:
 
-Order, as before: `KUBECONFIG`, else the in-cluster service account (the server from
-`KUBERNETES_SERVICE_HOST`/`PORT`, as client-go does), else `~/.kube/config`.
+- kubeconfig files (`kubeconfig.py`): `KUBECONFIG` lists merged (first file wins per name),
+  current-context or a named one and its namespace, `~` and paths relative to the file's folder;
+- clusters: `server`, `certificate-authority(-data)`, `insecure-skip-tls-verify`, `tls-server-name`;
+- users: `token`, `tokenFile` (re-read once a minute old), `client-certificate(-data)` and
+  `client-key(-data)`, `exec` plugins (`exec_plugin.py`: v1 and v1beta1, re-run once the credential
+  expired), or none (anonymous);
+- the in-cluster service account: the server from `KUBERNETES_SERVICE_HOST`/`PORT` (as client-go
+  does), its CA, and its projected token re-read once a minute old.
+
+Refused with an error naming the entry: `auth-provider` and username/password users (use an exec
+plugin), impersonation (`as`, `as-groups`, ...), and a cluster's `proxy-url`. Inline client keys go to
+private 0600 files (`pem_files.py`); inline CA data is loaded without a file.
+
+Order, as before: `KUBECONFIG`, else the in-cluster service account, else `~/.kube/config`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import ssl
+import threading
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Final
 
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from kubernetes.config.incluster_config import InClusterConfigLoader
+from stt_operator.autoscaling.exec_plugin import ExecToken, exec_config, run_plugin
+from stt_operator.autoscaling.kubeconfig import (
+    DEFAULT_KUBECONFIG,
+    CredentialsError,
+    Entry,
+    Selection,
+    kubeconfig_paths,
+    select,
+)
+from stt_operator.autoscaling.pem_files import pem_file
+
+__all__ = ["SERVICE_ACCOUNT_DIR", "Credentials", "CredentialsError", "TlsMaterial", "TokenFile",
+           "credentials_from_env", "credentials_from_kubeconfig", "credentials_in_cluster",
+           "in_cluster_server", "own_namespace", "ssl_context_of"]
 
 SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-AUTH_KEY: Final = "BearerToken"  # where both loaders put the Authorization value (with its scheme)
+TOKEN_FILE_MAX_AGE_SEC: Final = 60.0  # as client-go and the kubelet's rotation expect
+UNSUPPORTED_USER_KEYS: Final = {
+    "auth-provider": "auth-provider (deprecated gcp/azure/oidc) is not supported: use an exec plugin "
+                     "(gke-gcloud-auth-plugin, kubelogin, kubectl oidc-login)",
+    "username": "username/password is not supported: use a token, a client certificate or an exec plugin",
+    "password": "username/password is not supported: use a token, a client certificate or an exec plugin",
+    "as": "impersonation is not supported", "as-uid": "impersonation is not supported",
+    "as-groups": "impersonation is not supported", "as-user-extra": "impersonation is not supported",
+}
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """How to trust the API server and prove who we are to it; paths are files, `ca_data` is PEM."""
+
+    ca_path: str | None = None
+    ca_data: bytes | None = None
+    cert_path: str | None = None
+    key_path: str | None = None
+    insecure: bool = False
+    server_name: str | None = None  # the name to verify instead of the server URL's host
 
 
 @dataclass(frozen=True)
 class Credentials:
     """One API server and how to authenticate to it.
 
-    `authorization()` is the current `Authorization` header value (re-read from a rotated token
-    file or a re-run exec plugin when `configuration` is set); `reload` loads everything afresh,
-    which `KubeApi` does once after a 401.
+    `authorization()` is the current `Authorization` header value (re-read from a rotated token file
+    or a re-run exec plugin when `authorizer` is set); `reload` loads everything afresh, which
+    `KubeApi` does once after a 401.
     """
 
     server: str
+    _: KW_ONLY
     token: str | None = None  # a fixed bearer token, for credentials made by hand
-    ssl_context: ssl.SSLContext | bool | None = None  # False: skip verification
-    configuration: k8s_client.Configuration | None = field(default=None, compare=False, repr=False)
+    ssl_context: ssl.SSLContext | bool | None = None  # None: aiohttp's default; False: skip verification
+    tls: TlsMaterial = TlsMaterial()
+    authorizer: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
     reload: Callable[[], Credentials] | None = field(default=None, compare=False, repr=False)
     default_namespace: str | None = None
 
     def authorization(self) -> str | None:
-        if self.configuration is not None:
-            value = self.configuration.get_api_key_with_prefix(AUTH_KEY)
-            return _normal_scheme(value.strip()) if value else None
+        if self.authorizer is not None:
+            return self.authorizer()
         return f"Bearer {self.token}" if self.token else None
 
 
-def _normal_scheme(value: str) -> str:
-    """The in-cluster loader writes `bearer <token>`; the kubeconfig loader `Bearer <token>`."""
-    scheme, _, rest = value.partition(" ")
-    return f"Bearer {rest.strip()}" if scheme.lower() == "bearer" else value
+class TokenFile:
+    """`Bearer <token>` from a file the kubelet (or a sidecar) rewrites; re-read once a minute old."""
+
+    def __init__(self, path: str | Path, *, max_age_sec: float = TOKEN_FILE_MAX_AGE_SEC,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = Path(path)
+        self._max_age = max_age_sec
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token, self._read_at = self._read(), clock()
+
+    def _read(self) -> str:
+        try:
+            token = self.path.read_text().strip()
+        except OSError as exc:
+            raise CredentialsError(f"token file {self.path}: {exc}") from exc
+        if not token:
+            raise CredentialsError(f"token file {self.path} is empty")
+        return token
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._clock() - self._read_at >= self._max_age:
+                self._token, self._read_at = self._read(), self._clock()
+            return f"Bearer {self._token}"
 
 
-def ssl_context_of(configuration: k8s_client.Configuration) -> ssl.SSLContext | bool | None:
-    """An SSL context with the configuration's CA, verification flag and client certificate."""
-    if not str(configuration.host).startswith("https"):
-        return None
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
-    if not configuration.verify_ssl:
+def ssl_context_of(tls: TlsMaterial) -> ssl.SSLContext:
+    """An SSL context with the CA (file or data; else the system's), verification flag and client cert."""
+    if tls.insecure:
+        context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    if configuration.cert_file and configuration.key_file:
-        context.load_cert_chain(configuration.cert_file, configuration.key_file)
+    else:
+        context = ssl.create_default_context(cafile=tls.ca_path,
+                                             cadata=tls.ca_data.decode("ascii") if tls.ca_data else None)
+    if tls.cert_path and tls.key_path:
+        context.load_cert_chain(tls.cert_path, tls.key_path)
     return context
 
 
-def _credentials(configuration: k8s_client.Configuration, *, reload: Callable[[], Credentials],
-                 default_namespace: str | None) -> Credentials:
-    return Credentials(server=str(configuration.host).rstrip("/"), ssl_context=ssl_context_of(configuration),
-                       configuration=configuration, reload=reload, default_namespace=default_namespace)
+def _inline(entry: Entry, key: str) -> bytes | None:
+    value = entry.body.get(key)
+    if not value:
+        return None
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except binascii.Error as exc:
+        raise CredentialsError(f"kubeconfig entry {entry.name!r}: {key} is not base64") from exc
+
+
+def _tls_of(selection: Selection) -> TlsMaterial:
+    cluster, user = selection.cluster, selection.user
+    cert_data, key_data = _inline(user, "client-certificate-data"), _inline(user, "client-key-data")
+    return TlsMaterial(
+        ca_path=cluster.path("certificate-authority") if not cluster.body.get("certificate-authority-data") else None,
+        ca_data=_inline(cluster, "certificate-authority-data"),
+        cert_path=pem_file(cert_data, suffix=".crt") if cert_data else user.path("client-certificate"),
+        key_path=pem_file(key_data, suffix=".key") if key_data else user.path("client-key"),
+        insecure=bool(cluster.body.get("insecure-skip-tls-verify")),
+        server_name=cluster.body.get("tls-server-name") or None)
+
+
+def _from_selection(selection: Selection, *, reload: Callable[[], Credentials]) -> Credentials:
+    cluster, user = selection.cluster, selection.user
+    server = str(cluster.body.get("server") or "").rstrip("/")
+    if not server:
+        raise CredentialsError(f"kubeconfig cluster {cluster.name!r} has no server")
+    if cluster.body.get("proxy-url"):
+        raise CredentialsError(f"kubeconfig cluster {cluster.name!r}: proxy-url is not supported")
+    for key, why in UNSUPPORTED_USER_KEYS.items():
+        if user.body.get(key):
+            raise CredentialsError(f"kubeconfig user {user.name!r}: {why}")
+    tls = _tls_of(selection)
+    authorizer: Callable[[], str | None] | None = None
+    if user.body.get("exec"):
+        config = exec_config(user, cluster=cluster)
+        first = run_plugin(config)
+        if first.client_certificate_data and first.client_key_data:
+            tls = TlsMaterial(ca_path=tls.ca_path, ca_data=tls.ca_data, insecure=tls.insecure,
+                              server_name=tls.server_name,
+                              cert_path=pem_file(first.client_certificate_data.encode(), suffix=".crt"),
+                              key_path=pem_file(first.client_key_data.encode(), suffix=".key"))
+        authorizer = ExecToken(config, first)
+    elif user.body.get("tokenFile"):
+        authorizer = TokenFile(str(user.path("tokenFile")))
+    token = str(user.body["token"]) if user.body.get("token") and authorizer is None else None
+    return Credentials(server=server, token=token, tls=tls,
+                       ssl_context=ssl_context_of(tls) if server.startswith("https") else None,
+                       authorizer=authorizer, reload=reload, default_namespace=selection.namespace)
 
 
 def credentials_from_kubeconfig(path: Path | str | None = None, *, context: str | None = None) -> Credentials:
-    """The current (or named) context of a kubeconfig; `None` means `KUBECONFIG` or `~/.kube/config`."""
-    configuration = k8s_client.Configuration()
-    # Resolved now: the package reads KUBECONFIG once, at import. Several files (a:b) are merged.
-    config_file = str(path) if path is not None else os.environ.get("KUBECONFIG") or "~/.kube/config"
-    # persist_config=False: never write refreshed tokens back into the user's file.
-    k8s_config.load_kube_config(config_file=config_file, context=context, client_configuration=configuration,
-                                persist_config=False)
-    _, active = k8s_config.list_kube_config_contexts(config_file=config_file)
-    namespace = ((active or {}).get("context") or {}).get("namespace") if context is None else None
-    return _credentials(configuration, reload=lambda: credentials_from_kubeconfig(path, context=context),
-                        default_namespace=namespace)
+    """The current (or named) context of a kubeconfig; `None` means `KUBECONFIG` or `~/.kube/config`.
+
+    `path` may list several files (`a:b`), merged as kubectl merges `KUBECONFIG`."""
+    spec = str(path) if path is not None else os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+    return _from_selection(select(kubeconfig_paths(spec), context=context),
+                           reload=lambda: credentials_from_kubeconfig(path, context=context))
 
 
 def in_cluster_server(*, environ: Mapping[str, str] | None = None,
@@ -98,23 +204,32 @@ def in_cluster_server(*, environ: Mapping[str, str] | None = None,
     host = env.get("KUBERNETES_SERVICE_HOST")
     if not host or env.get("KUBECONFIG") or not (sa / "token").exists():
         return None
-    port = env.get("KUBERNETES_SERVICE_PORT", "443")
+    return _service_url(host, env.get("KUBERNETES_SERVICE_PORT"))
+
+
+def _service_url(host: str, port: str | None) -> str:
+    port = port or "443"
     return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def credentials_in_cluster(*, environ: Mapping[str, str] | None = None,
                            service_account_dir: Path | None = None) -> Credentials:
     """The pod's service account: the projected token (re-read once it is a minute old) and CA."""
-    env = dict(os.environ if environ is None else environ)
-    env.setdefault("KUBERNETES_SERVICE_PORT", "443")
+    env = os.environ if environ is None else environ
     sa = SERVICE_ACCOUNT_DIR if service_account_dir is None else service_account_dir
-    configuration = k8s_client.Configuration()
-    InClusterConfigLoader(token_filename=str(sa / "token"), cert_filename=str(sa / "ca.crt"),
-                          environ=env).load_and_set(configuration)
+    host = env.get("KUBERNETES_SERVICE_HOST")
+    if not host:
+        raise CredentialsError("not in a pod: KUBERNETES_SERVICE_HOST is not set")
+    server = _service_url(host, env.get("KUBERNETES_SERVICE_PORT"))
+    ca = sa / "ca.crt"
+    if not ca.is_file():
+        raise CredentialsError(f"service account CA {ca} does not exist")
+    tls = TlsMaterial(ca_path=str(ca))
     namespace_file = sa / "namespace"
-    return _credentials(
-        configuration, reload=lambda: credentials_in_cluster(environ=environ, service_account_dir=service_account_dir),
-        default_namespace=namespace_file.read_text().strip() if namespace_file.exists() else None)
+    return Credentials(
+        server=server, tls=tls, ssl_context=ssl_context_of(tls), authorizer=TokenFile(sa / "token"),
+        reload=lambda: credentials_in_cluster(environ=environ, service_account_dir=service_account_dir),
+        default_namespace=namespace_file.read_text().strip() or None if namespace_file.exists() else None)
 
 
 def credentials_from_env() -> Credentials:

@@ -1,8 +1,8 @@
 """A thin async Kubernetes API client over aiohttp: kubeconfig or in-cluster, JSON in and out.
 
 The autoscaler and the local-fleet kubelet need a handful of calls (get, list, merge-patch, create,
-delete, watch). Credentials come from `credentials.py` (the `kubernetes` package's loaders, the
-same source as kopf's login): the Authorization header is taken afresh for every request, so a
+delete, watch). Credentials come from `credentials.py` (kubeconfig or service account, the same
+source as kopf's login): the Authorization header is taken afresh for every request, so a
 rotated projected token is used within a minute, and a 401 reloads the credentials and retries once.
 """
 
@@ -85,7 +85,10 @@ class KubeApi:
     def _request_options(self, credentials: Credentials) -> dict[str, Any]:
         auth = credentials.authorization()
         ssl_option = credentials.ssl_context if credentials.ssl_context is not None else True
-        return {"headers": {"Authorization": auth} if auth else {}, "ssl": ssl_option}
+        options: dict[str, Any] = {"headers": {"Authorization": auth} if auth else {}, "ssl": ssl_option}
+        if credentials.tls.server_name:
+            options["server_hostname"] = credentials.tls.server_name  # the kubeconfig's tls-server-name
+        return options
 
     async def _reload_after_401(self, failed: Credentials) -> bool:
         """Load the credentials afresh (once for many concurrent 401s); False when they cannot be."""
