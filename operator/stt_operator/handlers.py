@@ -4,24 +4,34 @@
   `Degraded` condition plus a Warning Event and `kopf.PermanentError` (no retry until the spec
   changes, so no crash loop); conflicts, 5xx and timeouts become `kopf.TemporaryError` with
   exponential backoff.
-- Children (every kind we make, with our managed-by label): any
-  change or deletion asks for a pass of their owner, so drift is corrected within the debounce
-  plus one reconcile (well under a second on a quiet API server), and the status follows the
-  Deployment's real status.
-- A timer per SttServer re-checks everything every RESYNC_SEC (a safety net for missed events):
-  the object and its children are listed, and a full pass runs only when they changed since the
-  last clean pass (reconciler.py).
+- Children (every kind we make, with our managed-by label): each watch event goes to the
+  reconciler, which tells our own writes (nothing to do) and a controller's status update (a
+  status refresh) from drift and deletions (a pass of their owner), so drift is corrected within
+  one reconcile (well under a second on a quiet API server), the status follows the Deployment's
+  real status, and creating a server's children does not cost it a second pass.
+- One resync loop re-checks every SttServer each RESYNC_SEC, spread over the period (a safety net
+  for missed events): the object and its children are listed, and a full pass runs only when
+  they changed since the last clean pass (reconciler.py).
+- Every SttServer event also goes to the autoscaler's shared scrape loop (autoscaling/timer.py
+  registers its own event handler).
+
+No kopf timer or daemon per object, and no delete handler: kopf would put its finalizer on every
+SttServer for them. Without it a new SttServer's first pass starts one write and one round trip
+sooner, and an SttServer can be deleted while no operator runs (the garbage collector removes its
+children through their ownerReferences).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from typing import Any, Final
 
 import kopf
 
-import stt_operator.autoscaling.timer  # registers the queue-depth autoscaler daemon
+import stt_operator.autoscaling.timer  # registers the autoscaler's SttServer event handler
 import stt_operator.login  # noqa: F401 - registers kopf's login (in-cluster from the kubelet's env)
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env, own_namespace
 from stt_operator.crd import GROUP, KIND, PLURAL, VERSION
@@ -47,6 +57,10 @@ WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("a
                            ("monitoring.coreos.com", "v1", "prometheusrules"),
                            ("monitoring.coreos.com", "v1alpha1", "alertmanagerconfigs"),
                            ("networking.k8s.io", "v1", "networkpolicies"))
+
+
+logger = logging.getLogger(__name__)
+RESYNC_LOG_LINE: Final = "resync round:"  # logged at INFO once per round that has SttServers (tests count it)
 
 
 class _ChildEventsAtDebug(logging.Filter):
@@ -91,10 +105,30 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     await api.__aenter__()
     memo["api"] = api
     memo["reconciler"] = Reconciler(api, operator_namespace=own_namespace())
+    memo["servers"] = set()  # (namespace, name) of every SttServer seen and not deleted
+    memo["resync"] = asyncio.create_task(resync_loop(memo["reconciler"], memo["servers"]), name="stt-operator resync")
+
+
+async def resync_loop(reconciler: Reconciler, servers: set[tuple[str, str]], *, period: float = RESYNC_SEC) -> None:
+    """Every `period`, ask for a checked pass of each SttServer, spread evenly over the period."""
+    while True:
+        keys = sorted(servers)
+        if not keys:
+            await asyncio.sleep(period)
+            continue
+        for key in keys:
+            if key in servers:
+                reconciler.request(*key, check_first=True)
+            await asyncio.sleep(period / len(keys))
+        logger.info("%s asked for a checked pass of %d SttServer(s)", RESYNC_LOG_LINE, len(keys))
 
 
 @kopf.on.cleanup()
 async def close(memo: Any, **_: Any) -> None:
+    if "resync" in memo:
+        memo["resync"].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await memo["resync"]
     if "reconciler" in memo:
         await memo["reconciler"].close()
     if "api" in memo:
@@ -117,12 +151,6 @@ async def reconcile_server(name: str, namespace: str | None, memo: Any, retry: i
         raise
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SEC, initial_delay=RESYNC_SEC, idle=None)
-async def resync(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
-    if namespace is not None:
-        memo["reconciler"].request(namespace, name, check_first=True)  # a full pass only if something changed
-
-
 def _owner_of(body: kopf.Body) -> str | None:
     """The SttServer a child belongs to (by ownerReference, not just by label)."""
     for ref in body.metadata.get("ownerReferences") or ():
@@ -131,12 +159,26 @@ def _owner_of(body: kopf.Body) -> str | None:
     return None
 
 
+@kopf.on.event(GROUP, VERSION, PLURAL, id="track")
+async def server_event(type: str | None, name: str, namespace: str | None, memo: Any,
+                       **_: Any) -> None:
+    """Every SttServer event (the initial listing too) keeps the resync loop's set current."""
+    if namespace is None or "reconciler" not in memo:
+        return
+    if type == "DELETED":
+        memo["servers"].discard((namespace, name))
+        memo["reconciler"].forget(namespace, name)
+    else:
+        memo["servers"].add((namespace, name))
+
+
 def _register_child_watch(group: str, version: str, plural: str) -> None:
     @kopf.on.event(group, version, plural, labels=dict(MANAGED_BY), id=f"drift-{plural}")
-    async def child_changed(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+    async def child_changed(body: kopf.Body, type: str | None, namespace: str | None,
+                            memo: Any, **_: Any) -> None:
         owner = _owner_of(body)
         if owner is not None and namespace is not None and "reconciler" in memo:
-            memo["reconciler"].request(namespace, owner)
+            memo["reconciler"].child_changed(namespace, owner, body, deleted=type == "DELETED")
 
 
 for _group, _version, _plural in WATCHED_CHILDREN:

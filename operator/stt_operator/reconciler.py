@@ -8,20 +8,33 @@ kopf.TemporaryError / kopf.PermanentError.
 
 A pass reads what it needs at once (the object, the monitoring APIs, the Deployment), applies the
 ConfigMaps first (the pods mount them) and the other children together, and creates without
-reading first when the SttServer is new. After a clean pass it remembers a fingerprint: the
-object's resourceVersion, the monitoring APIs and every owned child's resourceVersion. The
+reading first when the SttServer is new. After a clean pass it remembers what it left (`Known`):
+the object's generation and labels, the monitoring APIs, every owned child's resourceVersion,
+generation and our labels, and the status inputs.
+
+That record decides what a child's watch event costs (`child_changed`):
+
+- the version we wrote or read ourselves (the ADDED event of a child we just created): nothing;
+- only the child's status moved (same generation, same labels and apply record, as when the
+  Deployment controller reports its replicas): for a Deployment, a status refresh (one GET of
+  the SttServer and a status PATCH when the numbers changed), for other kinds nothing;
+- anything else (drift, a deletion, a child we do not know): a full pass.
+
+Events that arrive while a pass runs are judged when it has finished, against what it left. The
 safety-net resync asks for a checked pass (`request(..., check_first=True)`): it lists the
-children and runs the full pass only when that fingerprint changed (an event was missed), so an
-unchanged fleet costs the resync a few LISTs per object and no builds.
+children and runs the full pass only when the record no longer matches (an event was missed), so
+an unchanged fleet costs the resync a few LISTs per object and no builds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import logging
 from collections.abc import Mapping
-from typing import Any, Final, cast
+from dataclasses import dataclass
+from typing import Any, Final, Literal, cast
 
 import aiohttp
 import kopf
@@ -30,7 +43,14 @@ from stt_operator import events, status
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, resource_path
 from stt_operator.builders import build_children
 from stt_operator.crd import GROUP, PLURAL, VERSION
-from stt_operator.reconcile import CHILD_KINDS, Applied, apply_child, desired_replicas, owned_children
+from stt_operator.reconcile import (
+    CHILD_KINDS,
+    LAST_APPLIED,
+    Applied,
+    apply_child,
+    desired_replicas,
+    owned_children,
+)
 from stt_operator.spec import SpecError, parse_spec
 from stt_operator.status_writer import write_status
 
@@ -52,7 +72,60 @@ PASSES_AT_ONCE: Final = 64
 DISCOVERY_TTL_SEC: Final = 5.0
 
 Key = tuple[str, str]
-Fingerprint = tuple[object, ...]
+ChildKey = tuple[str, str]  # (kind, name)
+Verdict = Literal["none", "status", "full"]
+
+
+@dataclass(frozen=True)
+class ChildVersion:
+    """What a watch event of one child is compared by."""
+
+    resource_version: str | None
+    generation: int | None  # None for kinds without one (ConfigMap, Service): every change counts
+    labels: tuple[tuple[str, str], ...]
+    last_applied: str | None  # our apply record (reconcile.LAST_APPLIED)
+    owners: tuple[str, ...]
+
+    @classmethod
+    def of(cls, obj: Mapping[str, Any]) -> ChildVersion:
+        meta = obj.get("metadata") or {}
+        generation = meta.get("generation")
+        return cls(resource_version=meta.get("resourceVersion"),
+                   generation=None if generation is None else int(generation),
+                   labels=tuple(sorted((meta.get("labels") or {}).items())),
+                   last_applied=(meta.get("annotations") or {}).get(LAST_APPLIED),
+                   owners=tuple(sorted(str(r.get("uid")) for r in meta.get("ownerReferences") or ())))
+
+    def only_status_moved_since(self, before: ChildVersion) -> bool:
+        """Same spec (generation), labels, apply record and owners: a controller wrote its status."""
+        return (self.generation is not None and self.generation == before.generation
+                and self.labels == before.labels and self.last_applied == before.last_applied
+                and self.owners == before.owners)
+
+
+@dataclass
+class Known:
+    """What the last clean pass of one SttServer left, kept current by the events it explains."""
+
+    generation: object
+    labels: tuple[tuple[str, str], ...]
+    apis: frozenset[str]
+    children: dict[ChildKey, ChildVersion]
+    observed: status.Observed  # the status inputs, so a Deployment's new status needs no full pass
+
+    def same_object(self, body: Mapping[str, Any], apis: frozenset[str]) -> bool:
+        meta = body.get("metadata") or {}
+        return (meta.get("generation") == self.generation and apis == self.apis
+                and tuple(sorted((meta.get("labels") or {}).items())) == self.labels)
+
+
+@dataclass(frozen=True)
+class ChildEvent:
+    kind: str
+    name: str
+    version: ChildVersion
+    body: Mapping[str, Any]
+    deleted: bool = False
 
 
 def server_path(namespace: str, name: str | None = None, *, subresource: str | None = None) -> str:
@@ -82,33 +155,87 @@ class Reconciler:
         self.operator_namespace = operator_namespace  # the NetworkPolicy lets this namespace scrape
         self._locks: dict[Key, asyncio.Lock] = {}
         self._queued: dict[Key, asyncio.Task[None]] = {}
-        self._check_only: dict[Key, bool] = {}  # the queued pass may stop when the fingerprint holds
-        self._fingerprints: dict[Key, Fingerprint] = {}  # after each clean pass
+        self._check_only: dict[Key, bool] = {}  # the queued pass may stop when the record holds
+        # Child events behind a queued pass; None: the pass runs whatever they say (a spec change, a retry).
+        self._causes: dict[Key, list[ChildEvent] | None] = {}
+        self._known: dict[Key, Known] = {}  # after each clean pass
         self._discovery: tuple[float, asyncio.Future[tuple[frozenset[str], str | None]]] | None = None
 
     # ---- scheduling --------------------------------------------------------------------------
 
     def request(self, namespace: str, name: str, *, delay: float = 0.0, attempt: int = 0,
-                check_first: bool = False) -> None:
+                check_first: bool = False, cause: ChildEvent | None = None) -> None:
         """Ask for a background pass; collapses with one already waiting for the same object.
 
         `check_first`: skip the pass when nothing changed since the last clean one (the resync).
+        `cause`: the child event behind the request; the pass then does only what the events
+        waiting for it need (`verdict`), judged when it starts.
         """
         key = (namespace, name)
-        if key in self._queued and not self._queued[key].done():
+        waiting = key in self._queued and not self._queued[key].done()
+        causes = self._causes.get(key) if waiting else []
+        self._causes[key] = None if cause is None or causes is None else [*causes, cause]
+        if waiting:
             self._check_only[key] = self._check_only.get(key, False) and check_first
             return
         self._check_only[key] = check_first
         self._queued[key] = asyncio.create_task(self._background(key, delay=delay, attempt=attempt))
 
+    def child_changed(self, namespace: str, owner: str, body: Mapping[str, Any], *, deleted: bool = False) -> None:
+        """A watch event of one of `owner`'s children: queue what it needs (often nothing)."""
+        meta = body.get("metadata") or {}
+        event = ChildEvent(kind=str(body.get("kind")), name=str(meta.get("name")), version=ChildVersion.of(body),
+                           body=body, deleted=deleted)
+        key = (namespace, owner)
+        running = self._locks.get(key)
+        if not (running and running.locked()) and self.verdict(key, [event]) == "none":
+            self._absorb(key, [event])
+            return
+        self.request(namespace, owner, cause=event)
+
+    def verdict(self, key: Key, events: list[ChildEvent]) -> Verdict:
+        """What `events` need, against what the last clean pass left."""
+        known = self._known.get(key)
+        result: Verdict = "none"
+        for event in events:
+            before = None if known is None else known.children.get((event.kind, event.name))
+            if event.deleted or before is None:
+                return "full"
+            if event.version.resource_version == before.resource_version:
+                continue  # our own write, or what our pass read
+            if not event.version.only_status_moved_since(before):
+                return "full"
+            if event.kind == "Deployment":
+                result = "status"
+        return result
+
+    def _absorb(self, key: Key, events: list[ChildEvent]) -> None:
+        """Remember the versions of events that needed no full pass (the resync compares them)."""
+        known = self._known.get(key)
+        if known is None:
+            return
+        for event in events:
+            known.children[event.kind, event.name] = event.version
+            if event.kind == "Deployment":
+                known.observed = dataclasses.replace(known.observed, deployment=_slim_deployment(event.body))
+
     async def _background(self, key: Key, *, delay: float, attempt: int) -> None:
         await asyncio.sleep(delay)
         self._queued.pop(key, None)  # from here on, a new request queues another pass
         check_first = self._check_only.pop(key, False)
+        causes = self._causes.pop(key, None)
         try:
-            if check_first and await self.unchanged(*key):
-                return
-            await self.reconcile(*key)
+            async with self._locks.setdefault(key, asyncio.Lock()), self._turns:
+                if causes is not None:
+                    verdict = self.verdict(key, causes)
+                    if verdict != "full":
+                        self._absorb(key, causes)
+                        if verdict == "status":
+                            await self._refresh_status(*key)
+                        return
+                if check_first and await self._unchanged(*key):
+                    return
+                await self._reconcile_locked(*key)
         except asyncio.CancelledError:
             raise
         except SpecError:
@@ -127,24 +254,49 @@ class Reconciler:
     # ---- one pass ----------------------------------------------------------------------------
 
     async def reconcile(self, namespace: str, name: str) -> None:
-        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
-        async with lock, self._turns:
-            self._fingerprints.pop((namespace, name), None)  # set again only by a clean pass
-            await self._reconcile(namespace, name)
+        async with self._locks.setdefault((namespace, name), asyncio.Lock()), self._turns:
+            await self._reconcile_locked(namespace, name)
+
+    async def _reconcile_locked(self, namespace: str, name: str) -> None:
+        self._known.pop((namespace, name), None)  # set again only by a clean pass
+        await self._reconcile(namespace, name)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The SttServer is gone: drop what was kept about it."""
+        key = (namespace, name)
+        self._known.pop(key, None)
+        lock = self._locks.get(key)
+        if lock is not None and not lock.locked() and key not in self._queued:
+            self._locks.pop(key, None)
 
     async def unchanged(self, namespace: str, name: str) -> bool:
         """True when the object and its children are as the last clean pass left them."""
-        remembered = self._fingerprints.get((namespace, name))
-        if remembered is None:
-            return False
         async with self._locks.setdefault((namespace, name), asyncio.Lock()), self._turns:
-            body, (apis, _) = await asyncio.gather(self.api.get_or_none(server_path(namespace, name)),
-                                                   self.monitoring_apis())
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                return False
-            owned = await owned_children(self.api, owner_uid=body["metadata"]["uid"], namespace=namespace,
-                                         instance=name, kinds=_child_kinds(apis))
-            return fingerprint(body, apis, owned) == self._fingerprints.get((namespace, name))
+            return await self._unchanged(namespace, name)
+
+    async def _unchanged(self, namespace: str, name: str) -> bool:
+        known = self._known.get((namespace, name))
+        if known is None:
+            return False
+        body, (apis, _) = await asyncio.gather(self.api.get_or_none(server_path(namespace, name)),
+                                               self.monitoring_apis())
+        if body is None or body["metadata"].get("deletionTimestamp") or not known.same_object(body, apis):
+            return False
+        owned = await owned_children(self.api, owner_uid=body["metadata"]["uid"], namespace=namespace,
+                                     instance=name, kinds=_child_kinds(apis))
+        return {(c["kind"], c["metadata"]["name"]): c["metadata"].get("resourceVersion") for c in owned} == {
+            child: version.resource_version for child, version in known.children.items()}
+
+    async def _refresh_status(self, namespace: str, name: str) -> None:
+        """Status from the remembered inputs and the Deployment's latest status, no child reads or writes."""
+        known = self._known.get((namespace, name))
+        body = await self.api.get_or_none(server_path(namespace, name))
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return
+        if known is None or body["metadata"].get("generation") != known.generation:
+            await self._reconcile_locked(namespace, name)  # the spec moved on meanwhile: a full pass
+            return
+        await self._publish_status(body, known.observed)
 
     async def monitoring_apis(self) -> tuple[frozenset[str], str | None]:
         """Which prometheus-operator kinds the cluster serves, and a note when some are missing.
@@ -253,7 +405,12 @@ class Reconciler:
         if apply_error is not None:
             raise apply_error
         if not deleted:  # after a deletion the listing is out of date: the next resync does a full pass
-            self._fingerprints[namespace, name] = fingerprint(body, apis, owned)
+            meta = body["metadata"]
+            self._known[namespace, name] = Known(
+                generation=meta.get("generation"), labels=tuple(sorted((meta.get("labels") or {}).items())),
+                apis=apis, children={(c["kind"], c["metadata"]["name"]): ChildVersion.of(c) for c in owned},
+                observed=dataclasses.replace(observed, deployment=_slim_deployment(deployment),
+                                             service=_slim_service(service)))
 
     async def _publish_status(self, body: Mapping[str, Any], observed: status.Observed) -> None:
         """Write status when it changed (status_writer: precondition, re-read on 409) and post transitions."""
@@ -265,10 +422,21 @@ class Reconciler:
             await events.post_event(self.api, written.body, type_=type_, reason=reason, message=message)
 
 
-def fingerprint(body: Mapping[str, Any], apis: frozenset[str], owned: list[dict[str, Any]]) -> Fingerprint:
-    """What a pass depends on: the object's version, the monitoring APIs, each owned child's version."""
-    return (body["metadata"].get("resourceVersion"), tuple(sorted(apis)), *sorted(
-        (c["kind"], c["metadata"]["name"], c["metadata"].get("resourceVersion")) for c in owned))
+def _slim_deployment(deployment: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The parts of a Deployment status.py reads: a record per SttServer stays small."""
+    if deployment is None:
+        return None
+    return {"metadata": {"generation": (deployment.get("metadata") or {}).get("generation")},
+            "status": deployment.get("status") or {}}
+
+
+def _slim_service(service: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if service is None:
+        return None
+    meta = service.get("metadata") or {}
+    spec = service.get("spec") or {}
+    return {"metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
+            "spec": {"type": spec.get("type"), "ports": spec.get("ports") or []}}
 
 
 def _child_kinds(apis: frozenset[str]) -> dict[str, tuple[str, str]]:

@@ -46,6 +46,8 @@ class MemoryApi:
         if key in self.objects:
             raise ApiError(409, "already exists")
         self.objects[key] = copy.deepcopy(dict(obj))
+        if "/deployments" in path or "/poddisruptionbudgets" in path:  # kinds the API server counts generations of
+            self.objects[key]["metadata"]["generation"] = 1
         return self._stamp(self.objects[key])
 
     async def merge_patch(self, path: str, patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,3 +117,94 @@ async def test_the_resync_check_skips_an_unchanged_server_and_repairs_a_changed_
     reconciler.request(NS, "a")
     await settle(reconciler)
     assert ("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/a") in api.calls
+
+
+def child(api: MemoryApi, kind_path: str, name: str = "a") -> dict[str, Any]:
+    """The child as the API server holds it now, with its kind (as a watch event carries it)."""
+    plural = kind_path.rsplit("/", 1)[1]
+    kind = {"configmaps": "ConfigMap", "deployments": "Deployment", "services": "Service",
+            "poddisruptionbudgets": "PodDisruptionBudget", "networkpolicies": "NetworkPolicy"}[plural]
+    return {**copy.deepcopy(api.objects[f"{kind_path}/{name}"]), "kind": kind}
+
+
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
+CONFIGMAPS = f"/api/v1/namespaces/{NS}/configmaps"
+
+
+async def test_the_events_of_our_own_writes_cost_nothing_even_when_they_arrive_during_the_pass() -> None:
+    api = MemoryApi()
+    add_server(api)
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    lock = reconciler._locks.setdefault((NS, "a"), asyncio.Lock())
+    await lock.acquire()  # as if the creating pass were still running when the ADDED events come
+    pass_done = asyncio.Event()
+
+    async def creating_pass() -> None:
+        await reconciler._reconcile_locked(NS, "a")
+        pass_done.set()
+    task = asyncio.create_task(creating_pass())
+    await asyncio.wait_for(pass_done.wait(), 5)
+    api.calls.clear()
+    for path in (CONFIGMAPS, DEPLOYMENTS, f"/api/v1/namespaces/{NS}/services"):
+        reconciler.child_changed(NS, "a", child(api, path))
+    lock.release()
+    await task
+    await settle(reconciler)
+    assert api.calls == []  # judged after the pass against what it created: our own versions
+
+    reconciler.child_changed(NS, "a", child(api, CONFIGMAPS))  # and with no pass running
+    assert api.calls == [] and not reconciler._queued
+
+
+async def test_a_deployment_status_update_refreshes_status_without_touching_children() -> None:
+    api = MemoryApi()
+    add_server(api)
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    await reconciler.reconcile(NS, "a")
+    api.calls.clear()
+    deployment = api.objects[f"{DEPLOYMENTS}/a"]
+    deployment["status"] = {"observedGeneration": deployment["metadata"]["generation"], "replicas": 1,
+                            "readyReplicas": 1, "updatedReplicas": 1, "availableReplicas": 1}
+    api._stamp(deployment)
+    reconciler.child_changed(NS, "a", child(api, DEPLOYMENTS))
+    await settle(reconciler)
+    server = api.objects[server_path(NS, "a")]
+    assert server["status"]["readyReplicas"] == 1 and server["status"]["replicaSummary"] == "1/1"
+    # One read of the SttServer, its status write, and the Event of Ready turning True: no child read or written.
+    assert api.calls == [("GET", server_path(NS, "a")), ("PATCH", f"{server_path(NS, 'a')}/status"),
+                         ("POST", f"/api/v1/namespaces/{NS}/events")]
+
+    # The resync afterwards finds everything as recorded: no full pass.
+    api.calls.clear()
+    reconciler.request(NS, "a", check_first=True)
+    await settle(reconciler)
+    assert writes(api) == [] and ("GET", f"{DEPLOYMENTS}/a") not in api.calls
+
+
+async def test_drift_and_deletion_of_a_child_still_get_a_full_pass() -> None:
+    api = MemoryApi()
+    add_server(api)
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    await reconciler.reconcile(NS, "a")
+    wanted = copy.deepcopy(api.objects[f"{CONFIGMAPS}/a"]["data"])
+    api.objects[f"{CONFIGMAPS}/a"]["data"] = {"config.yaml": "edited by hand"}
+    api._stamp(api.objects[f"{CONFIGMAPS}/a"])
+    reconciler.child_changed(NS, "a", child(api, CONFIGMAPS))
+    await settle(reconciler)
+    assert api.objects[f"{CONFIGMAPS}/a"]["data"] == wanted
+
+    # A Deployment whose spec someone changed (its generation moved) is put back.
+    deployment = api.objects[f"{DEPLOYMENTS}/a"]
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:latest"
+    deployment["metadata"]["generation"] += 1
+    api._stamp(deployment)
+    reconciler.child_changed(NS, "a", child(api, DEPLOYMENTS))
+    await settle(reconciler)
+    assert api.objects[f"{DEPLOYMENTS}/a"]["spec"]["template"]["spec"]["containers"][0]["image"] == image
+
+    gone = child(api, CONFIGMAPS)
+    del api.objects[f"{CONFIGMAPS}/a"]
+    reconciler.child_changed(NS, "a", gone, deleted=True)
+    await settle(reconciler)
+    assert api.objects[f"{CONFIGMAPS}/a"]["data"] == wanted

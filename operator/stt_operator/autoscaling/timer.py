@@ -5,14 +5,16 @@ and, when the decision says so, patches the Deployment's replicas, emits a `Succ
 Event and records `status.autoscaling` plus the `ScalingActive` condition. The recommendation
 history lives in memory per object (as in the HPA controller); `lastScaleTime` lives in status.
 
-A kopf daemon per SttServer registers its live object with the operator's one `ScrapeLoop`
-(`scrape_loop.py`) and waits; the loop runs each object's passes at its own
-`scrapeIntervalSeconds` (read afresh from the live spec each time), lists pods once per namespace,
-skips passes that have no Ready pod to learn from, and drops the object when its daemon stops.
-With autoscaling off it does nothing: the reconciler applies `spec.replicas` (and the scale
-subresource).
+Every watch event of an SttServer hands its latest body to the operator's one `ScrapeLoop`
+(`track`; `untrack` when it is deleted: the kopf event handler `autoscaler`, registered when this
+module is imported); the loop runs each object's passes
+at its own `scrapeIntervalSeconds` (read afresh from the latest spec each time), lists pods once
+per namespace, and skips passes that have no Ready pod to learn from. With autoscaling off it does
+nothing: the reconciler applies `spec.replicas` (and the scale subresource).
 
-Registered on import: `import stt_operator.autoscaling.timer  # noqa: F401` in handlers.py.
+No kopf daemon per object: a daemon costs two tasks and kopf's bookkeeping per SttServer, and kopf
+puts a finalizer on every object that has one, which costs each new SttServer a write and a
+round trip before its first reconcile and makes it undeletable without a running operator.
 """
 
 from __future__ import annotations
@@ -255,18 +257,38 @@ async def shared_loop(memo: Mapping[str, Any]) -> ScrapeLoop:
     return loop
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, id="autoscaler", cancellation_timeout=5.0)  # type: ignore[arg-type]
-async def autoscaler(body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo,
-                     **_: Any) -> None:
-    """Per SttServer: hand the live object to the shared scrape loop until the object goes."""
-    state = AutoscalerState(last_scale_time=((body.get("status") or {}).get("autoscaling") or {}).get("lastScaleTime"))
+async def track(memo: Mapping[str, Any], body: Mapping[str, Any]) -> None:
+    """An SttServer's watch event: register it with the shared scrape loop, or give it the latest body."""
     loop = await shared_loop(memo)
+    meta = body["metadata"]
+    key: Key = (str(meta.get("namespace") or "default"), str(meta["name"]))
+    entry = loop.entries.get(key)
+    if entry is not None:
+        entry.body = body
+        return
+    state = AutoscalerState(last_scale_time=((body.get("status") or {}).get("autoscaling") or {}).get("lastScaleTime"))
 
     async def post(type_: str, reason: str, message: str) -> None:
-        await post_event(loop.api, body, type_=type_, reason=reason, message=message)  # type: ignore[arg-type]
+        latest = loop.entries.get(key)
+        owner = latest.body if latest is not None else body
+        await post_event(loop.api, owner, type_=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
-    key: Key = loop.register(body, state=state, post_event=post)
-    try:
-        await stopped.wait()
-    finally:
-        await loop.unregister(key)
+    loop.register(body, state=state, post_event=post)
+
+
+async def untrack(namespace: str, name: str) -> None:
+    """The SttServer is gone: stop its passes."""
+    if _shared is not None:
+        await _shared[0].unregister((namespace, name))
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, id="autoscaler")
+async def autoscaler(type: str | None, body: kopf.Body, name: str, namespace: str | None, memo: kopf.Memo,
+                     **_: Any) -> None:
+    """Every SttServer event (the initial listing too) keeps its entry in the scrape loop current."""
+    if namespace is None:
+        return
+    if type == "DELETED":
+        await untrack(namespace, name)
+    else:
+        await track(memo, body)

@@ -1,4 +1,5 @@
-"""The autoscaler daemon inside a real kopf process, against the real kube-apiserver."""
+"""The autoscaler (its SttServer event handler and the shared scrape loop) inside a real kopf process,
+against the real kube-apiserver."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ __all__ = ["api"]  # the fixture, shared with test_autoscaling_timer.py
 
 
 @pytest.mark.slow
-async def test_kopf_runs_the_daemon_which_scales_and_reports(api: KubeApi, local_cluster: LocalCluster,
+async def test_kopf_runs_the_autoscaler_which_scales_and_reports(api: KubeApi, local_cluster: LocalCluster,
                                                              namespace: str, tmp_path: Path) -> None:
     dep_path = resource_path("apps/v1", "deployments", namespace=namespace, name="demo")
     stt_path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace, name="demo")

@@ -30,7 +30,7 @@ SAMPLES: Final = tuple(pathlib.Path(p) for p in os.environ.get("STT_TEST_SAMPLE_
     or (REPO / "crds" / "samples", REPO / "samples", REPO / "crds")
 PROMETHEUS_CRDS: Final = REPO / "tests" / "schemas" / "prometheus-operator"  # vendored, v0.93.0
 RESYNC_SEC: Final = 2
-RESYNC_LOG_LINE: Final = "Timer 'resync' succeeded."  # kopf's log line after each run of the timer
+RESYNC_LOG_LINE: Final = "resync round:"  # stt_operator.handlers.RESYNC_LOG_LINE, logged once per round
 # More CPU than any node has: the scheduler leaves such pods Pending, so no process is started.
 UNPLACEABLE_CPU: Final = "500"
 T = TypeVar("T")
@@ -173,9 +173,9 @@ class Cluster:
             yield proc
 
     async def wait_resyncs(self, *, count: int) -> None:
-        """Wait until the operator's resync timer has fired `count` more times (over all its SttServers).
+        """Wait until the operator's resync loop has run `count` more rounds (each checks every SttServer).
 
-        Each firing asks for a full reconcile pass; the last one may still be running on return.
+        Each round asks for a checked pass; the last one may still be running on return.
         """
         log = self.operator_log
         assert log is not None, "no operator runs for this namespace"
