@@ -11,7 +11,6 @@ import base64
 import json
 import ssl
 import stat
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -157,8 +156,7 @@ async def test_a_kubeconfig_with_an_exec_plugin(local_cluster: LocalCluster, nam
         assert await whoami(api) == f"system:serviceaccount:{namespace}:plugin"
         # Its token is revoked (the ServiceAccount re-made): the next call gets a 401, re-runs the
         # plugin once and goes on.
-        assert api.credentials.configuration is not None
-        old = str(api.credentials.configuration.api_key["BearerToken"]).split(" ", 1)[1]
+        old = str(api.credentials.authorization()).split(" ", 1)[1]
         local_cluster.kubectl("delete", "serviceaccount", "plugin", "-n", namespace)
         local_cluster.kubectl("create", "serviceaccount", "plugin", "-n", namespace)
         await until_rejected(credentials.server, tmp_path / "ca.crt", old)
@@ -168,25 +166,17 @@ async def test_a_kubeconfig_with_an_exec_plugin(local_cluster: LocalCluster, nam
 
 
 def test_inline_key_material_is_not_copied_again_on_every_load(local_cluster: LocalCluster) -> None:
-    """The admin kubeconfig carries its client key inline; a reload (after each 401) must not add
-    temp files: the package keeps one file per distinct content and removes them at exit."""
+    """The admin kubeconfig carries its client key inline; it goes to a private file, and a reload
+    (after each 401) must not add files: one file per distinct content."""
     first = credentials_from_kubeconfig(local_cluster.kubeconfig)
-    assert first.configuration is not None and first.configuration.key_file
-    before = _key_files()
-    assert Path(first.configuration.key_file) in before
+    assert first.tls.key_path and first.tls.cert_path and first.tls.ca_data
+    folder = Path(first.tls.key_path).parent
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(Path(first.tls.key_path).stat().st_mode) == 0o600
+    assert b"PRIVATE KEY" in Path(first.tls.key_path).read_bytes()
+    before = sorted(folder.iterdir())
     for _ in range(5):
         assert first.reload is not None
         again = first.reload()
-        assert again.configuration is not None and again.configuration.key_file == first.configuration.key_file
-    assert _key_files() == before
-
-
-def _key_files() -> set[Path]:
-    found = set()
-    for path in Path(tempfile.gettempdir()).iterdir():
-        try:
-            if path.is_file() and b"PRIVATE KEY" in path.read_bytes()[:4096]:
-                found.add(path)
-        except OSError:
-            continue
-    return found
+        assert again.tls == first.tls
+    assert sorted(folder.iterdir()) == before
