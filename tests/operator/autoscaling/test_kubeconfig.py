@@ -54,11 +54,11 @@ def test_relative_paths_are_resolved_against_the_file_that_names_them(tmp_path: 
     folder = tmp_path / "conf"
     (folder / "secrets").mkdir(parents=True)
     (folder / "secrets" / "token").write_text("from-file\n")
-    write_config(folder / "config", current="c", clusters={"k": {"server": "http://127.0.0.1:1",
-                                                                        "certificate-authority": "secrets/ca.crt"}},
-                        users={"u": {"tokenFile": "secrets/token", "client-certificate": "../tls/client.crt",
-                                     "client-key": "/abs/client.key"}},
-                        contexts={"c": {"cluster": "k", "user": "u"}})
+    write_config(folder / "config", current="c",
+                 clusters={"k": {"server": "http://127.0.0.1:1", "certificate-authority": "secrets/ca.crt"}},
+                 users={"u": {"tokenFile": "secrets/token", "client-certificate": "../tls/client.crt",
+                              "client-key": "/abs/client.key"}},
+                 contexts={"c": {"cluster": "k", "user": "u"}})
     monkeypatch.chdir(tmp_path)  # a different working directory: paths still follow the file
     credentials = credentials_from_kubeconfig(Path("conf/config"))
     assert credentials.authorization() == "Bearer from-file"
