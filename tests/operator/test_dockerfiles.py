@@ -95,6 +95,9 @@ def test_operator_image_install_has_no_speech_stack(operator_venv: pathlib.Path)
     assert helped.returncode == 0 and "release-finalizers" in helped.stdout, helped.stderr
     imported = _run(operator_venv, "python", "-c", "import faster_whisper")
     assert imported.returncode != 0 and "No module named 'faster_whisper'" in imported.stderr
+    # Nor the `kubernetes` client: kopf would import it (and pydantic) by itself, ~25 MB of RSS.
+    imported = _run(operator_venv, "python", "-c", "import kubernetes")
+    assert imported.returncode != 0 and "No module named 'kubernetes'" in imported.stderr
     assert not set(SPEECH_STACK) & _installed(operator_venv)
     print(f"operator image venv: {site_packages_bytes(operator_venv) / 2**20:.0f} MiB of site-packages")
 

@@ -52,3 +52,15 @@ def test_kubeconfig_wins_over_the_pod_environment(pod: Path, tmp_path: Path, mon
                       "users: [{name: u, user: {token: abc}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n")
     monkeypatch.setenv("KUBECONFIG", str(config))
     assert call().server == "https://127.0.0.1:6443"
+
+
+def test_a_tls_server_name_kopf_cannot_honour_is_a_login_error(pod: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf verifies the URL's host and has no setting for another name: a clear error, not a TLS failure."""
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                      "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:6443', tls-server-name: api.internal}}]\n"
+                      "users: [{name: u, user: {token: abc}}]\ncontexts: [{name: c, context: {cluster: k, user: u}}]\n")
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    with pytest.raises(kopf.LoginError, match="tls-server-name 'api.internal'"):
+        call()
