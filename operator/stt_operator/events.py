@@ -4,10 +4,16 @@ Events are how `kubectl describe stt x` tells a person what the operator did and
 per meaningful action: a child created, updated or deleted; the resource turning Degraded or
 recovering; Ready flipping. Posting is best effort: a failed post is logged, never retried, and
 never fails a reconcile (the status conditions carry the same facts durably).
+
+The reconciler posts through an `EventQueue`: a few Events at a time in the background, so that
+when fifty SttServers arrive at once their children are written first and the Events follow,
+instead of 250 Event POSTs competing with the next server's children for the API server.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import logging
 import uuid
@@ -89,3 +95,57 @@ async def post_event(api: KubeApi, owner: Mapping[str, Any], *, type_: EventType
         await api.create(resource_path("v1", "events", namespace=namespace), event)
     except (ApiError, OSError, TimeoutError) as exc:
         logger.warning("could not post event %s for %s: %s", reason, (owner.get("metadata") or {}).get("name"), exc)
+
+
+class EventQueue:
+    """Posts Events in the background, `at_once` at a time, in the order they were queued.
+
+    Each Event is built (and timestamped) when queued. Past `limit` waiting, new ones are dropped
+    with a warning: Events are best effort, and an API server that slow needs no more writes.
+    """
+
+    def __init__(self, api: KubeApi, *, at_once: int = 2, limit: int = 2000) -> None:
+        self.api = api
+        self._queue: asyncio.Queue[tuple[str | None, dict[str, Any]]] = asyncio.Queue(maxsize=limit)
+        self._at_once = at_once
+        self._workers: list[asyncio.Task[None]] = []
+        self.dropped = 0
+
+    def post(self, owner: Mapping[str, Any], *, type_: EventType, reason: str, message: str) -> None:
+        event = build_event(owner, type_=type_, reason=reason, message=message,
+                            now=datetime.datetime.now(datetime.UTC))
+        try:
+            self._queue.put_nowait(((owner.get("metadata") or {}).get("namespace"), event))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            logger.warning("dropped event %s for %s: %d events are waiting to be posted", reason,
+                           (owner.get("metadata") or {}).get("name"), self._queue.qsize())
+            return
+        if not self._workers:
+            self._workers = [asyncio.create_task(self._work(), name=f"stt-operator events {i}")
+                             for i in range(self._at_once)]
+
+    async def _work(self) -> None:
+        while True:
+            namespace, event = await self._queue.get()
+            try:
+                await self.api.create(resource_path("v1", "events", namespace=namespace), event)
+            except (ApiError, OSError, TimeoutError) as exc:
+                logger.warning("could not post event %s for %s: %s", event["reason"],
+                               event["involvedObject"].get("name"), exc)
+            finally:
+                self._queue.task_done()
+
+    async def flush(self) -> None:
+        """Until every Event queued so far has been posted (or failed)."""
+        await self._queue.join()
+
+    async def close(self, *, timeout: float = 5.0) -> None:
+        """Post what is waiting (for at most `timeout` seconds), then stop."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self.flush()
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []

@@ -151,6 +151,7 @@ class Reconciler:
     def __init__(self, api: KubeApi, *, operator_namespace: str | None = None,
                  passes_at_once: int = PASSES_AT_ONCE) -> None:
         self.api = api
+        self.events = events.EventQueue(api)  # children first, Events after (events.py)
         self._turns = asyncio.Semaphore(passes_at_once)
         self.operator_namespace = operator_namespace  # the NetworkPolicy lets this namespace scrape
         self._locks: dict[Key, asyncio.Lock] = {}
@@ -250,6 +251,7 @@ class Reconciler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.events.close()
 
     # ---- one pass ----------------------------------------------------------------------------
 
@@ -399,8 +401,8 @@ class Reconciler:
             selector=",".join(f"{k}={v}" for k, v in sorted(match_labels.items())),
             model=_model_name(spec), autoscaling_enabled=_autoscaling_enabled(spec),
             apply_error=None if apply_error is None else _describe(apply_error), monitoring_note=note)
-        await asyncio.gather(*(events.post_event(self.api, body, type_=type_, reason=reason, message=message)
-                               for type_, reason, message in notes))
+        for type_, reason, message in notes:
+            self.events.post(body, type_=type_, reason=reason, message=message)
         await self._publish_status(body, observed)
         if apply_error is not None:
             raise apply_error
@@ -419,7 +421,7 @@ class Reconciler:
         if written is None:
             return
         for type_, reason, message in events.transition_events(written.before, written.after):
-            await events.post_event(self.api, written.body, type_=type_, reason=reason, message=message)
+            self.events.post(written.body, type_=type_, reason=reason, message=message)
 
 
 def _slim_deployment(deployment: Mapping[str, Any] | None) -> dict[str, Any] | None:

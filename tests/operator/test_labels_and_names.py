@@ -91,8 +91,10 @@ async def test_an_object_no_child_can_be_made_for_is_degraded_before_any_child_i
         body: dict[str, Any], field: str) -> None:
     api = RecordingApi(body)
     name = body["metadata"]["name"]
+    reconciler = Reconciler(api)
     with pytest.raises(kopf.PermanentError, match=field.replace(".", r"\.")):
-        await handlers.reconcile_server(name=name, namespace=NAMESPACE, memo={"reconciler": Reconciler(api)}, retry=0)
+        await handlers.reconcile_server(name=name, namespace=NAMESPACE, memo={"reconciler": reconciler}, retry=0)
+    await reconciler.events.flush()  # Events are posted in the background (events.EventQueue)
     writes = api.writes()
     status_patches = [b for m, p, b in writes if m == "PATCH" and p == server_path(NAMESPACE, name, subresource="status")]
     events = [b for m, p, b in writes if m == "POST" and p.endswith("/events")]

@@ -77,12 +77,15 @@ async def settle(reconciler: Reconciler) -> None:
     """Until the background passes asked for so far have run (a pass leaves the queue when it starts)."""
     async with asyncio.timeout(5):
         await asyncio.gather(*reconciler._queued.values())
+        await reconciler.events.flush()
 
 
 async def test_a_new_server_gets_its_children_without_reading_them_first() -> None:
     api = MemoryApi()
     add_server(api)
-    await Reconciler(api).reconcile(NS, "a")  # type: ignore[arg-type]
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    await reconciler.reconcile(NS, "a")
+    await settle(reconciler)
     created = [p for verb, p in writes(api) if verb == "POST" and not p.endswith("/events")]
     assert {p.rsplit("/", 1)[1] for p in created} == {"configmaps", "deployments", "services"}
     child_reads = [p for verb, p in api.calls if verb == "GET" and ("/configmaps/" in p or "/services/" in p)]
@@ -95,6 +98,7 @@ async def test_the_resync_check_skips_an_unchanged_server_and_repairs_a_changed_
     reconciler = Reconciler(api)  # type: ignore[arg-type]
     await reconciler.reconcile(NS, "a")
     await reconciler.reconcile(NS, "a")  # the pass after our own status write: the fingerprint is stable now
+    await settle(reconciler)
 
     api.calls.clear()
     reconciler.request(NS, "a", check_first=True)
@@ -161,6 +165,7 @@ async def test_a_deployment_status_update_refreshes_status_without_touching_chil
     add_server(api)
     reconciler = Reconciler(api)  # type: ignore[arg-type]
     await reconciler.reconcile(NS, "a")
+    await settle(reconciler)
     api.calls.clear()
     deployment = api.objects[f"{DEPLOYMENTS}/a"]
     deployment["status"] = {"observedGeneration": deployment["metadata"]["generation"], "replicas": 1,
@@ -186,6 +191,7 @@ async def test_drift_and_deletion_of_a_child_still_get_a_full_pass() -> None:
     add_server(api)
     reconciler = Reconciler(api)  # type: ignore[arg-type]
     await reconciler.reconcile(NS, "a")
+    await settle(reconciler)
     wanted = copy.deepcopy(api.objects[f"{CONFIGMAPS}/a"]["data"])
     api.objects[f"{CONFIGMAPS}/a"]["data"] = {"config.yaml": "edited by hand"}
     api._stamp(api.objects[f"{CONFIGMAPS}/a"])

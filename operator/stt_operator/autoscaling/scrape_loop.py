@@ -88,11 +88,11 @@ class ScrapeLoop:
         self._wake = asyncio.Event()
         self.closed = False
 
-    def register(self, body: Mapping[str, Any], *, state: Any, post_event: PostEvent) -> Key:
-        """Add an SttServer; its first pass is due now."""
+    def register(self, body: Mapping[str, Any], *, state: Any, post_event: PostEvent, first_delay: float = 0.0) -> Key:
+        """Add an SttServer; its first pass is due after `first_delay` seconds."""
         meta = body["metadata"]
         key = (str(meta.get("namespace") or "default"), str(meta["name"]))
-        self.entries[key] = Entry(body=body, state=state, post_event=post_event, due=self._clock())
+        self.entries[key] = Entry(body=body, state=state, post_event=post_event, due=self._clock() + first_delay)
         self._wake.set()
         return key
 

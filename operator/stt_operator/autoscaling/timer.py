@@ -273,7 +273,12 @@ async def track(memo: Mapping[str, Any], body: Mapping[str, Any]) -> None:
         owner = latest.body if latest is not None else body
         await post_event(loop.api, owner, type_=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
-    loop.register(body, state=state, post_event=post)
+    # The first look comes one scrape interval after the object appears, as the HPA's first sync
+    # does: a new SttServer has no pod to scrape yet, and fifty new ones at once then leave the API
+    # server to their children.
+    interval = ((body.get("spec") or {}).get("autoscaling") or {}).get("scrapeIntervalSeconds")
+    loop.register(body, state=state, post_event=post,
+                  first_delay=float(interval) if isinstance(interval, int | float) else DEFAULT_INTERVAL_SEC)
 
 
 async def untrack(namespace: str, name: str) -> None:
