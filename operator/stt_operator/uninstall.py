@@ -1,8 +1,8 @@
 """`stt-operator release-finalizers`: make SttServers deletable without a running operator.
 
-kopf puts its finalizer on every SttServer because the operator has a timer (resync) and a daemon
-(the autoscaler) per object, which kopf stops before it lets the object go. Without an operator
-nobody removes it, and `kubectl delete stt` hangs. The chart's pre-delete hook runs this command:
+Earlier versions of the operator had a kopf timer (resync) and daemon (autoscaler) per object, so kopf put its
+finalizer on every SttServer; current ones put none (and kopf removes the old one from each object
+it processes). Where no operator runs any more, nobody removes it, and `kubectl delete stt` hangs. The chart's pre-delete hook runs this command:
 first it scales the operator's Deployment to zero and waits for its pods to be gone (a running
 operator would put the finalizer straight back), then it removes kopf's finalizer from every
 SttServer in the watched namespaces. Children are owned by their SttServer, so once it is deleted

@@ -22,7 +22,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 
 {{/*
 What the operator does in a namespace it watches, and nothing more (docs/operator.md, "RBAC"):
-kopf lists and watches SttServers and patches them (finalizer, bookkeeping annotations); the
+kopf lists and watches SttServers and patches them (bookkeeping annotations, and removing the
+finalizer earlier versions of the operator put on); the
 reconciler reads them, patches their status and writes the children; `update` on
 sttservers/finalizers lets it set blockOwnerDeletion under OwnerReferencesPermissionEnforcement;
 the autoscaler lists pods, reads the control-token Secret and patches Deployments; both post Events.
