@@ -83,7 +83,7 @@ class ChildVersion:
     resource_version: str | None
     generation: int | None  # None for kinds without one (ConfigMap, Service): every change counts
     labels: tuple[tuple[str, str], ...]
-    last_applied: str | None  # our apply record (reconcile.LAST_APPLIED)
+    last_applied: int | None  # hash of our apply record (reconcile.LAST_APPLIED), not the record itself
     owners: tuple[str, ...]
 
     @classmethod
@@ -93,7 +93,7 @@ class ChildVersion:
         return cls(resource_version=meta.get("resourceVersion"),
                    generation=None if generation is None else int(generation),
                    labels=tuple(sorted((meta.get("labels") or {}).items())),
-                   last_applied=(meta.get("annotations") or {}).get(LAST_APPLIED),
+                   last_applied=_hash_or_none((meta.get("annotations") or {}).get(LAST_APPLIED)),
                    owners=tuple(sorted(str(r.get("uid")) for r in meta.get("ownerReferences") or ())))
 
     def only_status_moved_since(self, before: ChildVersion) -> bool:
@@ -422,6 +422,10 @@ class Reconciler:
             return
         for type_, reason, message in events.transition_events(written.before, written.after):
             self.events.post(written.body, type_=type_, reason=reason, message=message)
+
+
+def _hash_or_none(value: object) -> int | None:
+    return None if value is None else hash(str(value))
 
 
 def _slim_deployment(deployment: Mapping[str, Any] | None) -> dict[str, Any] | None:

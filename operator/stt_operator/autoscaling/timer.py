@@ -257,27 +257,49 @@ async def shared_loop(memo: Mapping[str, Any]) -> ScrapeLoop:
     return loop
 
 
+def plain(value: Any) -> Any:
+    """A plain copy of kopf's views (Body, Spec, Status) or of JSON values: it keeps nothing else alive."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def slim_body(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the autoscaler reads of an SttServer: name, versions, spec and status.
+
+    Not its managedFields or kopf's annotations, which make the whole object several times larger:
+    the loop keeps one body per SttServer, for as long as the SttServer lives.
+    """
+    meta = body.get("metadata") or {}
+    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+            "metadata": {key: meta[key] for key in ("name", "namespace", "uid", "resourceVersion", "generation")
+                         if key in meta},
+            "spec": plain(body.get("spec") or {}), "status": plain(body.get("status") or {})}
+
+
 async def track(memo: Mapping[str, Any], body: Mapping[str, Any]) -> None:
     """An SttServer's watch event: register it with the shared scrape loop, or give it the latest body."""
     loop = await shared_loop(memo)
-    meta = body["metadata"]
-    key: Key = (str(meta.get("namespace") or "default"), str(meta["name"]))
+    latest = slim_body(body)
+    key: Key = (str(latest["metadata"].get("namespace") or "default"), str(latest["metadata"]["name"]))
     entry = loop.entries.get(key)
     if entry is not None:
-        entry.body = body
+        entry.body = latest
         return
-    state = AutoscalerState(last_scale_time=((body.get("status") or {}).get("autoscaling") or {}).get("lastScaleTime"))
+    state = AutoscalerState(last_scale_time=(latest["status"].get("autoscaling") or {}).get("lastScaleTime"))
 
     async def post(type_: str, reason: str, message: str) -> None:
-        latest = loop.entries.get(key)
-        owner = latest.body if latest is not None else body
-        await post_event(loop.api, owner, type_=type_, reason=reason, message=message)  # type: ignore[arg-type]
+        current = loop.entries.get(key)
+        if current is not None:
+            await post_event(loop.api, current.body, type_=type_, reason=reason, message=message)  # type: ignore[arg-type]
 
     # The first look comes one scrape interval after the object appears, as the HPA's first sync
     # does: a new SttServer has no pod to scrape yet, and fifty new ones at once then leave the API
     # server to their children.
-    interval = ((body.get("spec") or {}).get("autoscaling") or {}).get("scrapeIntervalSeconds")
-    loop.register(body, state=state, post_event=post,
+    interval = (latest["spec"].get("autoscaling") or {}).get("scrapeIntervalSeconds")
+    loop.register(latest, state=state, post_event=post,
                   first_delay=float(interval) if isinstance(interval, int | float) else DEFAULT_INTERVAL_SEC)
 
 
