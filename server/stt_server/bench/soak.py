@@ -20,6 +20,7 @@ import os
 import random
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,19 +58,46 @@ class Tally:
             self.unexpected.append({"kind": kind, "answer": answer, "detail": detail[:200]})
 
 
-def rss_growth(samples: list[dict[str, Any]], *, warmup_sec: float) -> dict[str, Any]:
-    """RSS after warm-up: the first sample past ``warmup_sec`` against the mean of the last three."""
+def rss_growth(samples: list[dict[str, Any]], *, warmup_sec: float, window_sec: float = 300.0) -> dict[str, Any]:
+    """RSS growth after warm-up, two ways.
+
+    ``growth_pct`` (the target): the median of the first ``window_sec`` after warm-up against the
+    median of the last ``window_sec``. RSS is a saw-tooth (the server trims its heap every minute,
+    decodes come and go), so one sample at each end can read 30 MB high or low; a median of 30 does
+    not. ``single_sample_growth_pct``: the first sample after warm-up against the mean of the last
+    three, as the first reports measured. ``window_medians_mb``: each window's median, to show a
+    plateau; ``slope_mb_per_hour``: the least-squares fit over every sample after warm-up.
+    """
     after = [s for s in samples if s["t_sec"] >= warmup_sec and s.get("rss_mb") is not None]
     if len(after) < 2:
         return {"warmup_sec": warmup_sec, "samples_after_warmup": len(after), "growth_pct": None}
     base = after[0]["rss_mb"]
     tail = [s["rss_mb"] for s in after[-3:]]
     end = sum(tail) / len(tail)
+    start_t, end_t = after[0]["t_sec"], after[-1]["t_sec"]
+    first = statistics.median(s["rss_mb"] for s in after if s["t_sec"] < start_t + window_sec)
+    last = statistics.median(s["rss_mb"] for s in after if s["t_sec"] > end_t - window_sec)
+    windows = [[s["rss_mb"] for s in after if lo <= s["t_sec"] < lo + window_sec]
+               for lo in _frange(start_t, end_t, window_sec)]
+    mean_t = statistics.fmean(s["t_sec"] for s in after)
+    mean_rss = statistics.fmean(s["rss_mb"] for s in after)
+    spread = sum((s["t_sec"] - mean_t) ** 2 for s in after)
+    slope = sum((s["t_sec"] - mean_t) * (s["rss_mb"] - mean_rss) for s in after) / spread if spread else 0.0
     return {
-        "warmup_sec": warmup_sec, "samples_after_warmup": len(after), "rss_at_warmup_mb": round(base, 1),
-        "rss_end_mb": round(end, 1), "rss_max_after_warmup_mb": round(max(s["rss_mb"] for s in after), 1),
-        "growth_pct": round(100.0 * (end - base) / base, 2),
+        "warmup_sec": warmup_sec, "window_sec": window_sec, "samples_after_warmup": len(after),
+        "rss_at_warmup_mb": round(base, 1), "rss_end_mb": round(end, 1),
+        "rss_max_after_warmup_mb": round(max(s["rss_mb"] for s in after), 1),
+        "median_first_window_mb": round(first, 1), "median_last_window_mb": round(last, 1),
+        "window_medians_mb": [round(statistics.median(w), 1) for w in windows if w],
+        "slope_mb_per_hour": round(slope * 3600, 1),
+        "growth_pct": round(100.0 * (last - first) / first, 2),
+        "single_sample_growth_pct": round(100.0 * (end - base) / base, 2),
     }
+
+
+def _frange(start: float, stop: float, step: float) -> list[float]:
+    count = int((stop - start) // step) + 1
+    return [start + i * step for i in range(count)]
 
 
 def _free_port() -> int:

@@ -9,9 +9,22 @@ from stt_server.bench.soak_inputs import HOSTILE_CASES
 def test_rss_growth_compares_the_first_sample_after_warmup_with_the_last_three() -> None:
     samples = [{"t_sec": t, "rss_mb": rss} for t, rss in
                [(0, 100.0), (10, 300.0), (20, 400.0), (30, 404.0), (40, 410.0), (50, 412.0), (60, 414.0)]]
-    growth = rss_growth(samples, warmup_sec=20)
+    growth = rss_growth(samples, warmup_sec=20, window_sec=20)
     assert growth["rss_at_warmup_mb"] == 400.0 and growth["rss_end_mb"] == 412.0
-    assert growth["growth_pct"] == 3.0 and growth["rss_max_after_warmup_mb"] == 414.0
+    assert growth["single_sample_growth_pct"] == 3.0 and growth["rss_max_after_warmup_mb"] == 414.0
+
+
+def test_rss_growth_compares_window_medians_so_one_trough_does_not_decide() -> None:
+    # A saw-tooth that does not grow: 400/340 alternating, the first sample after warm-up a trough.
+    samples = [{"t_sec": t, "rss_mb": 340.0 if (t // 10) % 2 == 0 else 400.0} for t in range(0, 610, 10)]
+    growth = rss_growth(samples, warmup_sec=0, window_sec=100)
+    assert growth["single_sample_growth_pct"] > 5  # one trough against the end reads as growth
+    assert growth["growth_pct"] == 0.0 and abs(growth["slope_mb_per_hour"]) < 60
+    assert len(growth["window_medians_mb"]) == 7  # 0-600 s in 100-s windows, the last one short
+    # A real climb shows in every measure.
+    rising = [{"t_sec": t, "rss_mb": 300.0 + t / 10} for t in range(0, 610, 10)]
+    climb = rss_growth(rising, warmup_sec=0, window_sec=100)
+    assert climb["growth_pct"] > 15 and climb["slope_mb_per_hour"] == 360.0
 
 
 def test_rss_growth_needs_two_samples_after_warmup() -> None:
