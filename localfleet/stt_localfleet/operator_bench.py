@@ -120,9 +120,16 @@ def kubectl(kubeconfig: Path, *args: str) -> None:
                    check=True, capture_output=True, timeout=120)
 
 
+def split_variant(code: str) -> tuple[str, str]:
+    """`PYTHONPATH[@PYTHON]` -> (code, interpreter): `@/venv/bin/python` runs an operator-only venv."""
+    path, _, python = code.partition("@")
+    return path, python or sys.executable
+
+
 @contextlib.asynccontextmanager
 async def operator(kubeconfig: Path, namespace: str, *, code: str, log: Path) -> AsyncIterator[psutil.Process]:
     """One `stt-operator run --namespace NAMESPACE` process, its code first from `code` when given."""
+    code, python = split_variant(code)
     port = _free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     env.pop("STT_OPERATOR_RESYNC_SEC", None)  # the defaults a user gets
@@ -130,7 +137,7 @@ async def operator(kubeconfig: Path, namespace: str, *, code: str, log: Path) ->
         env["PYTHONPATH"] = os.pathsep.join(p for p in (code, env.get("PYTHONPATH", "")) if p)
     with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "stt_operator", "run", "--namespace", namespace,
+            python, "-m", "stt_operator", "run", "--namespace", namespace,
             "--liveness", f"http://127.0.0.1:{port}/healthz", env=env, stdout=out, stderr=out,
             stdin=asyncio.subprocess.DEVNULL)
     try:
@@ -298,8 +305,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="operator_bench", description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--dir", type=Path, required=True, help="work folder for the cluster and operator logs")
     parser.add_argument("--count", type=int, action="append", required=True, help="SttServers per run (repeatable)")
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PYTHONPATH",
-                        help="an operator build: its code first on PYTHONPATH (empty: the installed tree)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=PYTHONPATH[@PYTHON]",
+                        help="an operator build: its code first on PYTHONPATH (empty: the installed tree), "
+                             "run by PYTHON (default: this interpreter; e.g. an operator-only venv's)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks")
     parser.add_argument("--label", default="bench")
     parser.add_argument("--idle", type=float, default=10.0)
