@@ -138,11 +138,12 @@ async def close(memo: Any, **_: Any) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
-async def reconcile_server(name: str, namespace: str | None, memo: Any, retry: int, **_: Any) -> None:
+async def reconcile_server(name: str, namespace: str | None, memo: Any, retry: int, body: kopf.Body | None = None,
+                           **_: Any) -> None:
     if namespace is None:  # pragma: no cover - SttServer is namespaced; kopf types allow None
         return
     try:
-        await memo["reconciler"].reconcile(namespace, name)
+        await memo["reconciler"].reconcile(namespace, name, fresh=body)
     except SpecError as exc:
         raise kopf.PermanentError(f"invalid spec: {exc.field}: {exc.message}") from exc
     except Exception as exc:

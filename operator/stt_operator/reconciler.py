@@ -255,13 +255,15 @@ class Reconciler:
 
     # ---- one pass ----------------------------------------------------------------------------
 
-    async def reconcile(self, namespace: str, name: str) -> None:
+    async def reconcile(self, namespace: str, name: str, *, fresh: Mapping[str, Any] | None = None) -> None:
+        """One pass, now. `fresh`: the object as the event that asked for the pass carried it; a new
+        SttServer (no status yet) is then built from it without reading anything first."""
         async with self._locks.setdefault((namespace, name), asyncio.Lock()), self._turns:
-            await self._reconcile_locked(namespace, name)
+            await self._reconcile_locked(namespace, name, fresh=fresh)
 
-    async def _reconcile_locked(self, namespace: str, name: str) -> None:
+    async def _reconcile_locked(self, namespace: str, name: str, *, fresh: Mapping[str, Any] | None = None) -> None:
         self._known.pop((namespace, name), None)  # set again only by a clean pass
-        await self._reconcile(namespace, name)
+        await self._reconcile(namespace, name, fresh=fresh)
 
     def forget(self, namespace: str, name: str) -> None:
         """The SttServer is gone: drop what was kept about it."""
@@ -327,12 +329,18 @@ class Reconciler:
         return found, (f"skipped: the cluster does not serve monitoring.coreos.com/v1 {missing} "
                        "(install the prometheus-operator CRDs to get them)")
 
-    async def _reconcile(self, namespace: str, name: str) -> None:
+    async def _reconcile(self, namespace: str, name: str, *, fresh: Mapping[str, Any] | None = None) -> None:
         deploy_path = resource_path("apps/v1", "deployments", namespace=namespace, name=name)
         service_path = resource_path("v1", "services", namespace=namespace, name=name)
-        body, (apis, note), current_deployment = await asyncio.gather(
-            self.api.get_or_none(server_path(namespace, name)), self.monitoring_apis(),
-            self.api.get_or_none(deploy_path))
+        if fresh is not None and not fresh.get("status") and not fresh["metadata"].get("deletionTimestamp"):
+            # New (we have written no status yet), as its ADDED event carried it: nothing of ours can
+            # be there but what an earlier failed attempt left, which a 409 on create finds.
+            body: dict[str, Any] | None = dict(fresh)
+            (apis, note), current_deployment = await self.monitoring_apis(), None
+        else:
+            body, (apis, note), current_deployment = await asyncio.gather(
+                self.api.get_or_none(server_path(namespace, name)), self.monitoring_apis(),
+                self.api.get_or_none(deploy_path))
         if body is None or body["metadata"].get("deletionTimestamp"):
             return  # gone or going: the garbage collector removes the children
         try:
@@ -364,9 +372,11 @@ class Reconciler:
         deleted = False
         new = current_deployment is None and not body.get("status")  # nothing of ours can be there yet
         try:
-            # ConfigMaps first (the pods mount them), then the rest together.
-            for batch in ([c for c in children if c["kind"] == "ConfigMap"],
-                          [c for c in children if c["kind"] != "ConfigMap"]):
+            # ConfigMaps first (the pods mount them), then the rest together; a new server's all at
+            # once (its pods wait for the ConfigMap's volume, which comes in the same round trip).
+            batches = [children] if new else [[c for c in children if c["kind"] == "ConfigMap"],
+                                              [c for c in children if c["kind"] != "ConfigMap"]]
+            for batch in batches:
                 for result in await asyncio.gather(*(apply_child(self.api, c, create_first=new) for c in batch)):
                     results.append(result)
                     applied.setdefault(result.kind, result)

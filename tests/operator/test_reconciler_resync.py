@@ -92,6 +92,25 @@ async def test_a_new_server_gets_its_children_without_reading_them_first() -> No
     assert child_reads == []  # created at once: nothing of a new SttServer can be there yet
 
 
+async def test_a_new_server_from_its_event_is_built_without_any_read_and_its_children_made_at_once() -> None:
+    api = MemoryApi()
+    add_server(api)
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    await reconciler.reconcile(NS, "a", fresh=copy.deepcopy(api.objects[server_path(NS, "a")]))
+    await settle(reconciler)
+    object_reads = [p for verb, p in api.calls if verb == "GET" and "/monitoring.coreos.com" not in p
+                    and "/apis/monitoring" not in p]
+    assert object_reads == []  # not the SttServer, not the Deployment: the event said it is new
+    posts = [p for verb, p in api.calls if verb == "POST" and not p.endswith("/events")]
+    assert {p.rsplit("/", 1)[1] for p in posts} >= {"configmaps", "deployments", "services"}
+    assert api.objects[server_path(NS, "a")]["status"]["observedGeneration"] == 1
+
+    # With a status (not new), the same event body is not trusted: the pass reads the object.
+    api.calls.clear()
+    await reconciler.reconcile(NS, "a", fresh=copy.deepcopy(api.objects[server_path(NS, "a")]))
+    assert ("GET", server_path(NS, "a")) in api.calls
+
+
 async def test_the_resync_check_skips_an_unchanged_server_and_repairs_a_changed_one() -> None:
     api = MemoryApi()
     add_server(api)
