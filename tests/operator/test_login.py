@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import certifi
 import kopf
 import pytest
+from serving_certs import issue
 from stt_operator import login
 from stt_operator.autoscaling import credentials
 
@@ -18,7 +18,7 @@ def pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     sa = tmp_path / "serviceaccount"
     sa.mkdir()
     (sa / "token").write_text("first\n")
-    (sa / "ca.crt").write_text(Path(certifi.where()).read_text())  # any valid PEM bundle
+    (sa / "ca.crt").write_text(issue(dns_names=["kubernetes.default.svc"]).ca_pem)
     (sa / "namespace").write_text("stt-system")
     monkeypatch.setattr(credentials, "SERVICE_ACCOUNT_DIR", sa)
     monkeypatch.delenv("POD_NAMESPACE", raising=False)
