@@ -33,6 +33,7 @@ import kopf
 
 import stt_operator.autoscaling.timer  # registers the autoscaler's SttServer event handler
 import stt_operator.login  # noqa: F401 - registers kopf's login (in-cluster from the kubelet's env)
+from stt_operator import heap
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env, own_namespace
 from stt_operator.crd import GROUP, KIND, PLURAL, VERSION
 from stt_operator.reconcile import MANAGED_BY
@@ -107,6 +108,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     memo["reconciler"] = Reconciler(api, operator_namespace=own_namespace())
     memo["servers"] = set()  # (namespace, name) of every SttServer seen and not deleted
     memo["resync"] = asyncio.create_task(resync_loop(memo["reconciler"], memo["servers"]), name="stt-operator resync")
+    memo["trim"] = asyncio.create_task(heap.trim_every(), name="stt-operator heap trim")
 
 
 async def resync_loop(reconciler: Reconciler, servers: set[tuple[str, str]], *, period: float = RESYNC_SEC) -> None:
@@ -125,10 +127,11 @@ async def resync_loop(reconciler: Reconciler, servers: set[tuple[str, str]], *, 
 
 @kopf.on.cleanup()
 async def close(memo: Any, **_: Any) -> None:
-    if "resync" in memo:
-        memo["resync"].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await memo["resync"]
+    for task in (memo.get("resync"), memo.get("trim")):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     if "reconciler" in memo:
         await memo["reconciler"].close()
     if "api" in memo:
