@@ -5,6 +5,8 @@
 # A third variant, `after-image`, runs this tree from a fresh venv with only `.[operator]` installed,
 # as Dockerfile.operator does: without the `kubernetes` package, which kopf imports whenever it is
 # installed (the development venv has it), so its RSS is the shipped image's.
+# A fourth, `floor`, runs no operator: the benchmark creates each SttServer's children itself the
+# moment its POST is answered, which is the best latency any operator could reach on this cluster.
 # Writes docs/benchmarks/operator-50-200.{json,md}. About 15 minutes on 2 cores; the steady window
 # starts 90 s after the burst, past the first two resyncs (extra arguments go to operator_bench).
 #
@@ -22,7 +24,7 @@ trap 'git worktree remove --force "$WORK/before"; rm -rf "$WORK"' EXIT
 
 PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m stt_localfleet.operator_bench --dir "$WORK/cluster" \
     --count 50 --count 200 --variant "before=$WORK/before/operator" --variant after= \
-    --variant "after-image=@$WORK/opvenv/bin/python" --settle 90 --window 45 \
+    --variant "after-image=@$WORK/opvenv/bin/python" --variant floor=client --settle 90 --window 45 \
     --out "$OUT" --label 50-200 "${@:3}"
 # Name the before code by its commit, not by the temporary worktree it ran from.
 sed -i -E "s#$WORK/before/operator#$BEFORE (git worktree)#g; s#@$WORK/opvenv/bin/python#this tree in a venv with only .[operator]#g" \

@@ -13,6 +13,11 @@ the installed tree) in a namespace of its own and measures:
   steady-state window after it, as % of one core; its RSS;
 - the load average, because the machine is shared.
 
+The variant `floor=client` runs no operator: the benchmark itself POSTs each SttServer's children
+(the operator's builders, with the ownerReference) the moment that SttServer's POST is answered,
+in one round trip. Its latency is what any operator on this cluster would at best reach: the API
+server, etcd and the controllers under the same burst, with no watch delay and no operator work.
+
 The SttServers have autoscaling on (min 1, max 3) and ask for more CPU than the node has, so each
 Deployment keeps one Pending pod: the operator's autoscaler runs for every SttServer with no pod
 Ready (the steady state the issue describes), and no `stt-server` process competes for the CPU.
@@ -51,6 +56,7 @@ CHILD_PATHS: Final = {"ConfigMap": ("v1", "configmaps"), "Service": ("v1", "serv
                       "Deployment": ("apps/v1", "deployments"), "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets"),
                       "NetworkPolicy": ("networking.k8s.io/v1", "networkpolicies")}
 MANAGED_BY: Final = "app.kubernetes.io/managed-by=stt-operator"
+FLOOR: Final = "client"  # the variant code for "no operator: the client creates the children itself"
 
 
 def sttserver(name: str, namespace: str) -> dict[str, Any]:
@@ -69,7 +75,9 @@ def expected_kinds() -> frozenset[str]:
     return frozenset(c["kind"] for c in build_children(parse_spec(body), monitoring_apis=frozenset()))
 
 
-def cpu_seconds(proc: psutil.Process) -> float:
+def cpu_seconds(proc: psutil.Process | None) -> float:
+    if proc is None:
+        return 0.0
     times = proc.cpu_times()
     return float(times.user + times.system)
 
@@ -162,6 +170,23 @@ async def operator(kubeconfig: Path, namespace: str, *, code: str, log: Path) ->
                 await proc.wait()
 
 
+@contextlib.asynccontextmanager
+async def no_operator() -> AsyncIterator[None]:
+    yield None
+
+
+async def create_children(api: KubeApi, server: dict[str, Any]) -> None:
+    """What the operator does for a new SttServer, done by the client at once (the `floor` variant)."""
+    meta = server["metadata"]
+    owner = {"apiVersion": server["apiVersion"], "kind": server["kind"], "name": meta["name"], "uid": meta["uid"],
+             "controller": True, "blockOwnerDeletion": True}
+    children = build_children(parse_spec(server), monitoring_apis=frozenset())
+    await asyncio.gather(*(api.create(
+        resource_path(CHILD_PATHS[child["kind"]][0], CHILD_PATHS[child["kind"]][1], namespace=meta["namespace"]),
+        {**child, "metadata": {**child["metadata"], "namespace": meta["namespace"], "ownerReferences": [owner]}})
+        for child in children))
+
+
 async def watch_children(api: KubeApi, namespace: str, seen: dict[tuple[str, str], float]) -> list[asyncio.Task[None]]:
     """Record when each child's ADDED event arrives, keyed by (kind, owner name), from now on."""
     async def one(kind: str, api_version: str, plural: str) -> None:
@@ -208,7 +233,10 @@ async def one_run(api: KubeApi, kubeconfig: Path, *, variant: str, code: str, co
     kinds = expected_kinds()
     notes: list[str] = []
     seen: dict[tuple[str, str], float] = {}
-    async with operator(kubeconfig, namespace, code=code, log=workdir / f"operator-{namespace}.log") as proc:
+    floor = code == FLOOR
+    running = no_operator() if floor else operator(kubeconfig, namespace, code=code,
+                                                    log=workdir / f"operator-{namespace}.log")
+    async with running as proc:
         watches = await watch_children(api, namespace, seen)
         idle_from, wall = cpu_seconds(proc), time.monotonic()
         await asyncio.sleep(idle_sec)
@@ -218,8 +246,10 @@ async def one_run(api: KubeApi, kubeconfig: Path, *, variant: str, code: str, co
         path = resource_path("sttfleet.io/v1alpha1", "sttservers", namespace=namespace)
 
         async def create(name: str) -> None:
-            await api.create(path, sttserver(name, namespace))
+            created = await api.create(path, sttserver(name, namespace))
             applied[name] = time.monotonic()
+            if floor:
+                await create_children(api, created)
         burst_from = cpu_seconds(proc)
         await asyncio.gather(*(create(f"s{i:03d}") for i in range(count)))
 
@@ -232,19 +262,20 @@ async def one_run(api: KubeApi, kubeconfig: Path, *, variant: str, code: str, co
             await until(all_done, what="every child", timeout=300)
         burst_cpu = cpu_seconds(proc) - burst_from
         latencies = tuple(max(seen[k, n] for k in kinds) - applied[n] for n in done())
-        await asyncio.sleep(settle_sec)
-        rss: list[int] = []
-        profiler = None if not profile else await asyncio.create_subprocess_exec(  # collapsed stacks: where CPU goes
+        await asyncio.sleep(0 if floor else settle_sec)
+        rss: list[int] = [0]
+        profiler = None if not profile or proc is None else await asyncio.create_subprocess_exec(  # collapsed stacks: where CPU goes
             "py-spy", "record", "--pid", str(proc.pid), "--duration", str(int(window_sec)), "--format", "raw",
             "--output", str(workdir / f"py-spy-{namespace}.txt"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         steady_from, wall = cpu_seconds(proc), time.monotonic()
-        while time.monotonic() - wall < window_sec:
+        while proc is not None and time.monotonic() - wall < window_sec:
             rss.append(proc.memory_info().rss)
             await asyncio.sleep(1.0)
         steady = (cpu_seconds(proc) - steady_from) / (time.monotonic() - wall) * 100
-        rss.append(proc.memory_info().rss)
+        if proc is not None:
+            rss.append(proc.memory_info().rss)
         load_after = os.getloadavg()
-        threads, connections = proc.num_threads(), len(proc.net_connections(kind="tcp"))
+        threads, connections = (0, 0) if proc is None else (proc.num_threads(), len(proc.net_connections(kind="tcp")))
         if profiler is not None:
             async with asyncio.timeout(30):
                 await profiler.wait()
@@ -254,12 +285,15 @@ async def one_run(api: KubeApi, kubeconfig: Path, *, variant: str, code: str, co
     note = await clean_up(api, kubeconfig, namespace)
     if note:
         notes.append(note)
+    if floor:
+        notes.append("no operator: the client created each SttServer's children itself")
+        code = "none (the client creates the children)"
     return RunResult(variant=variant, code=code or "working tree", count=count, latencies_sec=latencies,
                      missing=count - len(latencies), apply_cpu_sec=burst_cpu, idle_cpu_percent=idle,
                      steady_cpu_percent=steady, steady_window_sec=window_sec, rss_mb_end=rss[-1] / 2**20,
                      rss_mb_max=max(rss) / 2**20, loadavg_before=load_before, loadavg_after=load_after,
                      threads=threads, tcp_connections=connections,
-                     notes=tuple(notes))
+                     notes=tuple(notes), operator_ran=not floor)
 
 
 async def bench(args: argparse.Namespace) -> Path:

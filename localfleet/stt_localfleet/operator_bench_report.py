@@ -34,6 +34,7 @@ class RunResult:
     threads: int = 0  # the operator's, at the end of the steady window
     tcp_connections: int = 0  # its open TCP connections then (each TLS connection holds buffers)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    operator_ran: bool = True  # False for the `floor` variant: the client made the children, no operator ran
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -88,12 +89,13 @@ def render_markdown(runs: Sequence[RunResult], *, setup: Mapping[str, Any]) -> s
     ]
     for run in runs:
         s = summary(run)
+        costs = (f"{s['apply_cpu_sec']:.1f} s | {s['idle_cpu_percent']:.1f} % | {s['steady_cpu_percent']:.1f} % "
+                 f"of one core | {s['rss_mb_end']:.0f} / {s['rss_mb_max']:.0f} MB") if run.operator_ran else \
+            "no operator | - | - | -"
         lines.append(
             f"| {run.variant} (`{run.code}`) | {run.count} | {s['apply_to_children_p50_sec']:.2f} / "
             f"{s['apply_to_children_p99_sec']:.2f} / {s['apply_to_children_max_sec']:.2f} s | {run.missing} "
-            f"| {s['apply_cpu_sec']:.1f} s | {s['idle_cpu_percent']:.1f} % | {s['steady_cpu_percent']:.1f} % "
-            f"of one core | {s['rss_mb_end']:.0f} / {s['rss_mb_max']:.0f} MB "
-            f"| {run.loadavg_before[0]:.2f} -> {run.loadavg_after[0]:.2f} |")
+            f"| {costs} | {run.loadavg_before[0]:.2f} -> {run.loadavg_after[0]:.2f} |")
     lines += ["", "## Setup", ""]
     lines += [f"- **{key}**: {value}" for key, value in setup.items() if key not in ("date",)]
     notes = [f"- {run.variant} at {run.count}: {note}" for run in runs for note in run.notes]
