@@ -3,8 +3,8 @@
 # cluster, measured for the operator at BEFORE (a git worktree of that commit, first on PYTHONPATH)
 # and for this working tree, interleaved in one run so that both see the same machine.
 # A third variant, `after-image`, runs this tree from a fresh venv with only `.[operator]` installed,
-# as Dockerfile.operator does: without the `kubernetes` package, which kopf imports whenever it is
-# installed (the development venv has it), so its RSS is the shipped image's.
+# as Dockerfile.operator does, so its RSS is the shipped image's (a development venv made before
+# the operator dropped the `kubernetes` package still has it, and kopf imports it when present).
 # A fourth, `floor`, runs no operator: the benchmark creates each SttServer's children itself the
 # moment its POST is answered, which is the best latency any operator could reach on this cluster.
 # Writes docs/benchmarks/operator-50-200.{json,md}. About 15 minutes on 2 cores; the steady window
