@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -225,6 +226,37 @@ async def clean_up(api: KubeApi, kubeconfig: Path, namespace: str) -> str | None
     return None
 
 
+@dataclass(frozen=True)
+class Steady:
+    """The operator's cost over the steady-state window (all 0 when no operator ran)."""
+
+    cpu_percent: float = 0.0  # of one core
+    rss_end: int = 0
+    rss_max: int = 0
+    threads: int = 0
+    connections: int = 0  # open TCP connections (each TLS connection holds buffers)
+
+
+async def steady_state(proc: psutil.Process, *, window_sec: float, profile_to: Path | None) -> Steady:
+    """Sample the operator's RSS every second for `window_sec`; its CPU over the window; py-spy if asked."""
+    profiler = None if profile_to is None else await asyncio.create_subprocess_exec(  # collapsed stacks: where CPU goes
+        "py-spy", "record", "--pid", str(proc.pid), "--duration", str(int(window_sec)), "--format", "raw",
+        "--output", str(profile_to), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rss: list[int] = []
+    cpu_from, wall = cpu_seconds(proc), time.monotonic()
+    while time.monotonic() - wall < window_sec:
+        rss.append(proc.memory_info().rss)
+        await asyncio.sleep(1.0)
+    cpu_percent = (cpu_seconds(proc) - cpu_from) / (time.monotonic() - wall) * 100
+    rss.append(proc.memory_info().rss)
+    steady = Steady(cpu_percent=cpu_percent, rss_end=rss[-1], rss_max=max(rss), threads=proc.num_threads(),
+                    connections=len(proc.net_connections(kind="tcp")))
+    if profiler is not None:
+        async with asyncio.timeout(30):
+            await profiler.wait()
+    return steady
+
+
 async def one_run(api: KubeApi, kubeconfig: Path, *, variant: str, code: str, count: int, workdir: Path,
                   idle_sec: float, settle_sec: float, window_sec: float,
                   profile: bool = False) -> RunResult:
@@ -262,23 +294,14 @@ async def one_run(api: KubeApi, kubeconfig: Path, *, variant: str, code: str, co
             await until(all_done, what="every child", timeout=300)
         burst_cpu = cpu_seconds(proc) - burst_from
         latencies = tuple(max(seen[k, n] for k in kinds) - applied[n] for n in done())
-        await asyncio.sleep(0 if floor else settle_sec)
-        rss: list[int] = [0]
-        profiler = None if not profile or proc is None else await asyncio.create_subprocess_exec(  # collapsed stacks: where CPU goes
-            "py-spy", "record", "--pid", str(proc.pid), "--duration", str(int(window_sec)), "--format", "raw",
-            "--output", str(workdir / f"py-spy-{namespace}.txt"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        steady_from, wall = cpu_seconds(proc), time.monotonic()
-        while proc is not None and time.monotonic() - wall < window_sec:
-            rss.append(proc.memory_info().rss)
-            await asyncio.sleep(1.0)
-        steady = (cpu_seconds(proc) - steady_from) / (time.monotonic() - wall) * 100
-        if proc is not None:
-            rss.append(proc.memory_info().rss)
+        if floor:
+            steady = Steady()
+        else:
+            assert proc is not None
+            await asyncio.sleep(settle_sec)
+            steady = await steady_state(proc, window_sec=window_sec,
+                                        profile_to=workdir / f"py-spy-{namespace}.txt" if profile else None)
         load_after = os.getloadavg()
-        threads, connections = (0, 0) if proc is None else (proc.num_threads(), len(proc.net_connections(kind="tcp")))
-        if profiler is not None:
-            async with asyncio.timeout(30):
-                await profiler.wait()
         for task in watches:
             task.cancel()
         await asyncio.gather(*watches, return_exceptions=True)
@@ -290,9 +313,10 @@ async def one_run(api: KubeApi, kubeconfig: Path, *, variant: str, code: str, co
         code = "none (the client creates the children)"
     return RunResult(variant=variant, code=code or "working tree", count=count, latencies_sec=latencies,
                      missing=count - len(latencies), apply_cpu_sec=burst_cpu, idle_cpu_percent=idle,
-                     steady_cpu_percent=steady, steady_window_sec=window_sec, rss_mb_end=rss[-1] / 2**20,
-                     rss_mb_max=max(rss) / 2**20, loadavg_before=load_before, loadavg_after=load_after,
-                     threads=threads, tcp_connections=connections,
+                     steady_cpu_percent=steady.cpu_percent, steady_window_sec=window_sec,
+                     rss_mb_end=steady.rss_end / 2**20, rss_mb_max=steady.rss_max / 2**20,
+                     loadavg_before=load_before, loadavg_after=load_after,
+                     threads=steady.threads, tcp_connections=steady.connections,
                      notes=tuple(notes), operator_ran=not floor)
 
 
