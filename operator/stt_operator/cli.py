@@ -65,7 +65,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     kopf.configure(debug=args.verbose, verbose=args.verbose)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    from stt_operator import handlers  # noqa: F401 - importing registers the handlers with kopf
+    from stt_operator import handlers  # importing registers the handlers with kopf
+    from stt_operator.child_watch import Scope
+
+    handlers.SCOPE = Scope(namespaces=tuple(args.namespace))
 
     if args.leader_election:
         if asyncio.run(_run_elected(args)):

@@ -5,9 +5,10 @@ per meaningful action: a child created, updated or deleted; the resource turning
 recovering; Ready flipping. Posting is best effort: a failed post is logged, never retried, and
 never fails a reconcile (the status conditions carry the same facts durably).
 
-The reconciler posts through an `EventQueue`: a few Events at a time in the background, so that
-when fifty SttServers arrive at once their children are written first and the Events follow,
-instead of 250 Event POSTs competing with the next server's children for the API server.
+The reconciler posts through an `EventQueue`: a few Events at a time in the background, and only
+while no pass is writing children (at most QUIET_WAIT_SEC later), so that when fifty SttServers
+arrive at once their children are written first and the Events follow, instead of 200 Event
+POSTs competing with the next server's children for the API server and etcd.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, resource_path
 logger = logging.getLogger(__name__)
 
 COMPONENT: Final = "stt-operator"
+QUIET_WAIT_SEC: Final = 5.0  # the longest an Event waits for the reconciler to be quiet
 EventType = Literal["Normal", "Warning"]
 
 
@@ -104,8 +106,13 @@ class EventQueue:
     with a warning: Events are best effort, and an API server that slow needs no more writes.
     """
 
-    def __init__(self, api: KubeApi, *, at_once: int = 2, limit: int = 2000) -> None:
+    def __init__(self, api: KubeApi, *, at_once: int = 2, limit: int = 2000, quiet: asyncio.Event | None = None,
+                 quiet_wait_sec: float = QUIET_WAIT_SEC) -> None:
+        """`quiet`: set while the caller writes nothing more urgent; each post waits for it (at
+        most `quiet_wait_sec`, so a busy operator still posts)."""
         self.api = api
+        self._quiet = quiet
+        self._quiet_wait_sec = quiet_wait_sec
         self._queue: asyncio.Queue[tuple[str | None, dict[str, Any]]] = asyncio.Queue(maxsize=limit)
         self._at_once = at_once
         self._workers: list[asyncio.Task[None]] = []
@@ -129,6 +136,10 @@ class EventQueue:
         while True:
             namespace, event = await self._queue.get()
             try:
+                if self._quiet is not None:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._quiet_wait_sec):
+                            await self._quiet.wait()
                 await self.api.create(resource_path("v1", "events", namespace=namespace), event)
             except (ApiError, OSError, TimeoutError) as exc:
                 logger.warning("could not post event %s for %s: %s", event["reason"],

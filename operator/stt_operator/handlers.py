@@ -1,24 +1,29 @@
-"""kopf handlers of stt-operator: thin glue between kopf's events and the `Reconciler`.
+"""kopf handlers of stt-operator: thin glue between the watch events and the `Reconciler`.
 
-- SttServer create / update / resume: one reconcile pass, awaited. An invalid spec becomes a
-  `Degraded` condition plus a Warning Event and `kopf.PermanentError` (no retry until the spec
-  changes, so no crash loop); conflicts, 5xx and timeouts become `kopf.TemporaryError` with
-  exponential backoff.
-- Children (every kind we make, with our managed-by label): each watch event goes to the
-  reconciler, which tells our own writes (nothing to do) and a controller's status update (a
-  status refresh) from drift and deletions (a pass of their owner), so drift is corrected within
-  one reconcile (well under a second on a quiet API server), the status follows the Deployment's
-  real status, and creating a server's children does not cost it a second pass.
+- SttServer: every watch event (the initial listing too) goes to `Reconciler.server_changed`,
+  which runs a pass in the background when the spec (generation) or labels moved since the last
+  clean pass, and nothing for our own status writes. A new SttServer's pass is built from its
+  ADDED event. An invalid spec becomes a `Degraded` condition, a Warning Event and one WARNING log
+  line, and is not retried until the spec changes; conflicts, 5xx and timeouts are retried with
+  exponential backoff (reconciler.py).
+- Children (every kind we make, with our managed-by label) are watched by child_watch.py, not by
+  kopf, and each event goes to `Reconciler.child_changed`, which tells our own writes (nothing to
+  do) and a controller's status update (a status refresh) from drift and deletions (a pass of
+  their owner).
 - One resync loop re-checks every SttServer each RESYNC_SEC, spread over the period (a safety net
   for missed events): the object and its children are listed, and a full pass runs only when
   they changed since the last clean pass (reconciler.py).
 - Every SttServer event also goes to the autoscaler's shared scrape loop (autoscaling/timer.py
   registers its own event handler).
 
-No kopf timer or daemon per object, and no delete handler: kopf would put its finalizer on every
-SttServer for them. Without it a new SttServer's first pass starts one write and one round trip
-sooner, and an SttServer can be deleted while no operator runs (the garbage collector removes its
-children through their ownerReferences).
+Why event handlers and not kopf's create/update/resume handlers: those keep kopf's diff base in
+an annotation (one more PATCH and one more watch event per change of every SttServer) and run
+kopf's cause detection on every event, while the reconciler already knows from its last pass
+whether anything changed. In a burst of 50 new SttServers on two cores, that bookkeeping and
+kopf's handling of the children's events took most of the operator's CPU, on the cores the API
+server needs to create the children. No kopf timer, daemon or delete handler either: kopf would
+put its finalizer on every SttServer for them, and without one an SttServer can be deleted while
+no operator runs (the garbage collector removes its children through their ownerReferences).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any, Final
 
 import kopf
@@ -35,10 +41,9 @@ import stt_operator.autoscaling.timer  # registers the autoscaler's SttServer ev
 import stt_operator.login  # noqa: F401 - registers kopf's login (in-cluster from the kubelet's env)
 from stt_operator import heap
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env, own_namespace
+from stt_operator.child_watch import Scope, watch_children
 from stt_operator.crd import GROUP, KIND, PLURAL, VERSION
-from stt_operator.reconcile import MANAGED_BY
-from stt_operator.reconciler import Reconciler, backoff, is_transient
-from stt_operator.spec import SpecError
+from stt_operator.reconciler import Reconciler
 
 RESYNC_SEC: Final = float(os.environ.get("STT_OPERATOR_RESYNC_SEC", "30"))
 # Whole seconds: kopf sends it as `timeoutSeconds`, which kube-apiserver parses as an integer ("60.0" is a 400).
@@ -51,64 +56,56 @@ API_IN_FLIGHT: Final = 32
 # kopf's own requests get as long (settings.networking.request_timeout): on a busy machine the API
 # server takes seconds, and a pass that times out is retried whole.
 API_TIMEOUT_SEC: Final = 30.0
-# kopf watches the monitoring kinds only while the cluster serves them (it re-scans CRDs itself).
-WATCHED_CHILDREN: Final = (("", "v1", "configmaps"), ("", "v1", "services"), ("apps", "v1", "deployments"),
-                           ("policy", "v1", "poddisruptionbudgets"),
-                           ("monitoring.coreos.com", "v1", "servicemonitors"),
-                           ("monitoring.coreos.com", "v1", "prometheusrules"),
-                           ("monitoring.coreos.com", "v1alpha1", "alertmanagerconfigs"),
-                           ("networking.k8s.io", "v1", "networkpolicies"))
-
 
 logger = logging.getLogger(__name__)
 RESYNC_LOG_LINE: Final = "resync round:"  # logged at INFO once per round that has SttServers (tests count it)
+# The namespaces served (`stt-operator run --namespace`, set by cli.py before kopf starts): the child
+# watches follow them as kopf's SttServer watch does.
+SCOPE: Scope = Scope()
+
+EVENT_HANDLER_IDS: Final = ("reconcile", "autoscaler")  # the SttServer event handlers here and in timer.py
 
 
-class _ChildEventsAtDebug(logging.Filter):
-    """kopf logs "Handler 'drift-…' succeeded." at INFO for every child event: DEBUG is enough."""
+class _EventHandlersAtDebug(logging.Filter):
+    """kopf logs "Handler 'reconcile' succeeded." at INFO for every SttServer watch event, our own
+    status writes included: DEBUG is enough (the reconciler logs what it did and what failed)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO and str(record.msg).startswith("Handler 'drift-"):
+        if record.levelno == logging.INFO and _is_routine(str(record.msg)):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
         return True
 
 
-CHILD_EVENTS_AT_DEBUG: Final = _ChildEventsAtDebug()
+def _is_routine(message: str) -> bool:
+    return message.endswith(" succeeded.") and any(message.startswith(f"Handler '{handler_id}'")
+                                                     for handler_id in EVENT_HANDLER_IDS)
 
 
-def select_children_on_the_server(settings: kopf.OperatorSettings) -> None:
-    """Watch only objects with our managed-by label: the API server filters (`labelSelector`), so
-    the cluster's other ConfigMaps, Services and Deployments never reach the operator. The handlers'
-    `labels=` filter alone runs in the client, after every object has been sent, decoded and cached."""
-    selector = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
-    for group, version, plural in WATCHED_CHILDREN:
-        settings.watching.label_selectors[group, version, plural] = selector
-    logging.getLogger("kopf.objects").addFilter(CHILD_EVENTS_AT_DEBUG)  # the same filter is added once
+EVENT_HANDLERS_AT_DEBUG: Final = _EventHandlersAtDebug()
+logging.getLogger("kopf.objects").addFilter(EVENT_HANDLERS_AT_DEBUG)
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     # kopf's own Events only for trouble; our Events describe what we did (events.py).
     settings.posting.level = logging.WARNING
-    # Keep kopf's bookkeeping in annotations of our group, not in the (schema-pruned) status.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration")
     # Short server-side watch timeouts: a lost stream is noticed and re-established quickly.
     settings.watching.server_timeout = WATCH_TIMEOUT_SEC
     settings.watching.client_timeout = WATCH_TIMEOUT_SEC + 10
     settings.watching.connect_timeout = 5
     settings.networking.request_timeout = API_TIMEOUT_SEC
     settings.networking.connect_timeout = 5
-    select_children_on_the_server(settings)
     api = KubeApi(credentials_from_env(), timeout_sec=API_TIMEOUT_SEC, max_in_flight=API_IN_FLIGHT)
     await api.__aenter__()
     memo["api"] = api
-    memo["reconciler"] = Reconciler(api, operator_namespace=own_namespace())
+    reconciler = memo["reconciler"] = Reconciler(api, operator_namespace=own_namespace())
     memo["servers"] = set()  # (namespace, name) of every SttServer seen and not deleted
-    memo["resync"] = asyncio.create_task(resync_loop(memo["reconciler"], memo["servers"]), name="stt-operator resync")
-    memo["trim"] = asyncio.create_task(heap.trim_every(), name="stt-operator heap trim")
+    memo["tasks"] = [
+        asyncio.create_task(resync_loop(reconciler, memo["servers"]), name="stt-operator resync"),
+        asyncio.create_task(watch_children(api, scope=SCOPE, on_event=lambda type_, obj: child_event(
+            reconciler, type_, obj), timeout_sec=WATCH_TIMEOUT_SEC), name="stt-operator child watches"),
+        asyncio.create_task(heap.trim_every(), name="stt-operator heap trim")]
 
 
 async def resync_loop(reconciler: Reconciler, servers: set[tuple[str, str]], *, period: float = RESYNC_SEC) -> None:
@@ -127,46 +124,35 @@ async def resync_loop(reconciler: Reconciler, servers: set[tuple[str, str]], *, 
 
 @kopf.on.cleanup()
 async def close(memo: Any, **_: Any) -> None:
-    for task in (memo.get("resync"), memo.get("trim")):
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    for task in memo.get("tasks", ()):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     if "reconciler" in memo:
         await memo["reconciler"].close()
     if "api" in memo:
         await memo["api"].__aexit__(None, None, None)
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL)
-async def reconcile_server(name: str, namespace: str | None, memo: Any, retry: int, body: kopf.Body | None = None,
-                           **_: Any) -> None:
-    if namespace is None:  # pragma: no cover - SttServer is namespaced; kopf types allow None
-        return
-    try:
-        await memo["reconciler"].reconcile(namespace, name, fresh=body)
-    except SpecError as exc:
-        raise kopf.PermanentError(f"invalid spec: {exc.field}: {exc.message}") from exc
-    except Exception as exc:
-        if is_transient(exc):
-            raise kopf.TemporaryError(f"API trouble, retrying: {exc}", delay=backoff(retry)) from exc
-        raise
-
-
-def _owner_of(body: kopf.Body) -> str | None:
+def _owner_of(body: Mapping[str, Any]) -> str | None:
     """The SttServer a child belongs to (by ownerReference, not just by label)."""
-    for ref in body.metadata.get("ownerReferences") or ():
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or ():
         if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
             return str(ref.get("name"))
     return None
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL, id="track")
-async def server_event(type: str | None, name: str, namespace: str | None, memo: Any,
+def child_event(reconciler: Reconciler, type_: str, body: Mapping[str, Any]) -> None:
+    """One watch event of a child (child_watch.py) to its owner's reconciler record."""
+    owner, namespace = _owner_of(body), (body.get("metadata") or {}).get("namespace")
+    if owner is not None and namespace is not None:
+        reconciler.child_changed(namespace, owner, body, deleted=type_ == "DELETED")
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL, id="reconcile")
+async def server_event(type: str | None, body: kopf.Body, name: str, namespace: str | None, memo: Any,
                        **_: Any) -> None:
-    """Every SttServer event (the initial listing too) keeps the resync loop's set current."""
+    """Every SttServer event (the initial listing too): the resync loop's set, and a pass when needed."""
     if namespace is None or "reconciler" not in memo:
         return
     if type == "DELETED":
@@ -174,16 +160,4 @@ async def server_event(type: str | None, name: str, namespace: str | None, memo:
         memo["reconciler"].forget(namespace, name)
     else:
         memo["servers"].add((namespace, name))
-
-
-def _register_child_watch(group: str, version: str, plural: str) -> None:
-    @kopf.on.event(group, version, plural, labels=dict(MANAGED_BY), id=f"drift-{plural}")
-    async def child_changed(body: kopf.Body, type: str | None, namespace: str | None,
-                            memo: Any, **_: Any) -> None:
-        owner = _owner_of(body)
-        if owner is not None and namespace is not None and "reconciler" in memo:
-            memo["reconciler"].child_changed(namespace, owner, body, deleted=type == "DELETED")
-
-
-for _group, _version, _plural in WATCHED_CHILDREN:
-    _register_child_watch(_group, _version, _plural)
+        memo["reconciler"].server_changed(namespace, name, dict(body))

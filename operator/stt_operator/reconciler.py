@@ -1,10 +1,10 @@
 """Reconcile one SttServer: parse, build, adopt, create-or-patch, prune, then status and Events.
 
 One `Reconciler` per operator process. Runs for the same SttServer never overlap (a lock per
-object); requests that arrive while one runs (a child changed, a timer fired) collapse into one
-follow-up run, so a burst of child events costs one extra pass. Failed background passes are
-retried with exponential backoff; kopf's own handlers get the exception instead and turn it into
-kopf.TemporaryError / kopf.PermanentError.
+object); requests that arrive while one runs (a child changed, the spec changed, the resync)
+collapse into one follow-up run, so a burst of events costs one extra pass. Passes run in the
+background: a failed one is retried with exponential backoff (conflicts, 5xx, timeouts); an
+invalid spec is not retried until the SttServer's generation or labels move (`server_changed`).
 
 A pass reads what it needs at once (the object, the monitoring APIs, the Deployment), applies the
 ConfigMaps first (the pods mount them) and the other children together, and creates without
@@ -12,12 +12,15 @@ reading first when the SttServer is new. After a clean pass it remembers what it
 the object's generation and labels, the monitoring APIs, every owned child's resourceVersion,
 generation and our labels, and the status inputs.
 
-That record decides what a child's watch event costs (`child_changed`):
+That record decides what a watch event costs. The SttServer's own (`server_changed`): a full pass
+when its generation or labels differ from the record (or there is none), nothing otherwise (our
+status writes). A child's (`child_changed`):
 
 - the version we wrote or read ourselves (the ADDED event of a child we just created): nothing;
 - only the child's status moved (same generation, same labels and apply record, as when the
-  Deployment controller reports its replicas): for a Deployment, a status refresh (one GET of
-  the SttServer and a status PATCH when the numbers changed), for other kinds nothing;
+  Deployment controller reports its replicas): for a Deployment, a status refresh a second later
+  (one GET of the SttServer and a status PATCH when the numbers changed; the controller's next
+  steps within that second share it), for other kinds nothing;
 - anything else (drift, a deletion, a child we do not know): a full pass.
 
 Events that arrive while a pass runs are judged when it has finished, against what it left. The
@@ -29,10 +32,11 @@ an unchanged fleet costs the resync a few LISTs per object and no builds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
@@ -67,6 +71,9 @@ MAX_BACKOFF_SEC: Final = 30.0
 # on a busy machine every API round trip is slow, and only passes in parallel hide that: with 8 at
 # once the last of 50 new SttServers waited 40 s for its children (load average 15-20 on 2 cores).
 PASSES_AT_ONCE: Final = 64
+# A Deployment's status moves in steps (observedGeneration, then replicas, then conditions): one
+# status refresh this long after the first step covers them all.
+STATUS_REFRESH_DELAY_SEC: Final = 1.0
 # How long one answer about the monitoring APIs serves (installing the prometheus-operator CRDs is
 # noticed within this plus the next pass).
 DISCOVERY_TTL_SEC: Final = 5.0
@@ -114,9 +121,7 @@ class Known:
     observed: status.Observed  # the status inputs, so a Deployment's new status needs no full pass
 
     def same_object(self, body: Mapping[str, Any], apis: frozenset[str]) -> bool:
-        meta = body.get("metadata") or {}
-        return (meta.get("generation") == self.generation and apis == self.apis
-                and tuple(sorted((meta.get("labels") or {}).items())) == self.labels)
+        return apis == self.apis and _identity(body) == (self.generation, self.labels)
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,22 @@ class ChildEvent:
     version: ChildVersion
     body: Mapping[str, Any]
     deleted: bool = False
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    """A watch event of the SttServer itself: what its generation and labels were."""
+
+    identity: tuple[object, tuple[tuple[str, str], ...]]  # (generation, sorted labels): `_identity`
+
+
+Cause = ChildEvent | ServerEvent
+
+
+def _identity(body: Mapping[str, Any]) -> tuple[object, tuple[tuple[str, str], ...]]:
+    """What a pass depends on besides the children: the spec (by generation) and the labels."""
+    meta = body.get("metadata") or {}
+    return meta.get("generation"), tuple(sorted((meta.get("labels") or {}).items()))
 
 
 def server_path(namespace: str, name: str | None = None, *, subresource: str | None = None) -> str:
@@ -149,27 +170,34 @@ def _now() -> str:
 
 class Reconciler:
     def __init__(self, api: KubeApi, *, operator_namespace: str | None = None,
-                 passes_at_once: int = PASSES_AT_ONCE) -> None:
+                 passes_at_once: int = PASSES_AT_ONCE,
+                 status_refresh_delay_sec: float = STATUS_REFRESH_DELAY_SEC) -> None:
         self.api = api
-        self.events = events.EventQueue(api)  # children first, Events after (events.py)
+        self._idle = asyncio.Event()  # set while no pass runs: Events wait for it (events.py)
+        self._idle.set()
+        self._running = 0
+        self.events = events.EventQueue(api, quiet=self._idle)
         self._turns = asyncio.Semaphore(passes_at_once)
+        self._status_refresh_delay_sec = status_refresh_delay_sec
         self.operator_namespace = operator_namespace  # the NetworkPolicy lets this namespace scrape
         self._locks: dict[Key, asyncio.Lock] = {}
         self._queued: dict[Key, asyncio.Task[None]] = {}
         self._check_only: dict[Key, bool] = {}  # the queued pass may stop when the record holds
-        # Child events behind a queued pass; None: the pass runs whatever they say (a spec change, a retry).
-        self._causes: dict[Key, list[ChildEvent] | None] = {}
+        # Events behind a queued pass; None: the pass runs whatever they say (a retry, the resync).
+        self._causes: dict[Key, list[Cause] | None] = {}
+        self._fresh: dict[Key, Mapping[str, Any]] = {}  # the SttServer as its latest event carried it
         self._known: dict[Key, Known] = {}  # after each clean pass
+        self._invalid: dict[Key, tuple[object, tuple[tuple[str, str], ...]]] = {}  # `_identity` of a bad spec
         self._discovery: tuple[float, asyncio.Future[tuple[frozenset[str], str | None]]] | None = None
 
     # ---- scheduling --------------------------------------------------------------------------
 
     def request(self, namespace: str, name: str, *, delay: float = 0.0, attempt: int = 0,
-                check_first: bool = False, cause: ChildEvent | None = None) -> None:
+                check_first: bool = False, cause: Cause | None = None) -> None:
         """Ask for a background pass; collapses with one already waiting for the same object.
 
         `check_first`: skip the pass when nothing changed since the last clean one (the resync).
-        `cause`: the child event behind the request; the pass then does only what the events
+        `cause`: the watch event behind the request; the pass then does only what the events
         waiting for it need (`verdict`), judged when it starts.
         """
         key = (namespace, name)
@@ -182,23 +210,47 @@ class Reconciler:
         self._check_only[key] = check_first
         self._queued[key] = asyncio.create_task(self._background(key, delay=delay, attempt=attempt))
 
+    def server_changed(self, namespace: str, name: str, body: Mapping[str, Any]) -> None:
+        """A watch event of the SttServer (the initial listing too): a pass when its spec or labels
+        moved since the last clean pass, nothing for our own status writes. A new SttServer's pass
+        is built from `body` without reading it again."""
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return  # going: the garbage collector removes the children
+        self._fresh[namespace, name] = body
+        self._cause(namespace, name, ServerEvent(identity=_identity(body)))
+
     def child_changed(self, namespace: str, owner: str, body: Mapping[str, Any], *, deleted: bool = False) -> None:
         """A watch event of one of `owner`'s children: queue what it needs (often nothing)."""
         meta = body.get("metadata") or {}
-        event = ChildEvent(kind=str(body.get("kind")), name=str(meta.get("name")), version=ChildVersion.of(body),
-                           body=body, deleted=deleted)
-        key = (namespace, owner)
-        running = self._locks.get(key)
-        if not (running and running.locked()) and self.verdict(key, [event]) == "none":
-            self._absorb(key, [event])
-            return
-        self.request(namespace, owner, cause=event)
+        self._cause(namespace, owner, ChildEvent(kind=str(body.get("kind")), name=str(meta.get("name")),
+                                                 version=ChildVersion.of(body), body=body, deleted=deleted))
 
-    def verdict(self, key: Key, events: list[ChildEvent]) -> Verdict:
+    def _cause(self, namespace: str, name: str, event: Cause) -> None:
+        key = (namespace, name)
+        running = self._locks.get(key)
+        queued = key in self._queued and not self._queued[key].done()
+        if not (running and running.locked()) and not queued:
+            verdict = self.verdict(key, [event])
+            if verdict == "none":
+                self._absorb(key, [event])
+                self._fresh.pop(key, None)
+                return
+            if verdict == "status":  # the controller's next status writes follow within a second
+                self.request(namespace, name, cause=event, delay=self._status_refresh_delay_sec)
+                return
+        self.request(namespace, name, cause=event)
+
+    def verdict(self, key: Key, events: list[Cause]) -> Verdict:
         """What `events` need, against what the last clean pass left."""
         known = self._known.get(key)
         result: Verdict = "none"
         for event in events:
+            if isinstance(event, ServerEvent):
+                if known is None and self._invalid.get(key) == event.identity:
+                    continue  # the spec that failed to parse: nothing new to try until it changes
+                if known is None or event.identity != (known.generation, known.labels):
+                    return "full"
+                continue
             before = None if known is None else known.children.get((event.kind, event.name))
             if event.deleted or before is None:
                 return "full"
@@ -210,12 +262,14 @@ class Reconciler:
                 result = "status"
         return result
 
-    def _absorb(self, key: Key, events: list[ChildEvent]) -> None:
-        """Remember the versions of events that needed no full pass (the resync compares them)."""
+    def _absorb(self, key: Key, events: list[Cause]) -> None:
+        """Remember the versions of child events that needed no full pass (the resync compares them)."""
         known = self._known.get(key)
         if known is None:
             return
         for event in events:
+            if isinstance(event, ServerEvent):
+                continue
             known.children[event.kind, event.name] = event.version
             if event.kind == "Deployment":
                 known.observed = dataclasses.replace(known.observed, deployment=_slim_deployment(event.body))
@@ -226,7 +280,8 @@ class Reconciler:
         check_first = self._check_only.pop(key, False)
         causes = self._causes.pop(key, None)
         try:
-            async with self._locks.setdefault(key, asyncio.Lock()), self._turns:
+            async with self._locks.setdefault(key, asyncio.Lock()), self._turn():
+                fresh = self._fresh.pop(key, None)
                 if causes is not None:
                     verdict = self.verdict(key, causes)
                     if verdict != "full":
@@ -236,15 +291,29 @@ class Reconciler:
                         return
                 if check_first and await self._unchanged(*key):
                     return
-                await self._reconcile_locked(*key)
+                await self._reconcile_locked(*key, fresh=fresh)
         except asyncio.CancelledError:
             raise
-        except SpecError:
-            pass  # already in status and Events; the next spec change triggers kopf again
+        except SpecError as exc:
+            # Already in status and Events; nothing to retry until the spec changes (server_changed).
+            logger.warning("invalid spec of %s/%s: %s: %s", *key, exc.field, exc.message)
         except Exception as exc:  # noqa: BLE001 - any failure of a background pass is retried
             retry_in = backoff(attempt)
             logger.warning("reconcile of %s/%s failed (%s); retrying in %.1fs", *key, exc, retry_in)
             self.request(*key, delay=retry_in, attempt=attempt + 1)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """One of the PASSES_AT_ONCE places; `_idle` is clear while any is taken."""
+        async with self._turns:
+            self._running += 1
+            self._idle.clear()
+            try:
+                yield
+            finally:
+                self._running -= 1
+                if not self._running:
+                    self._idle.set()
 
     async def close(self) -> None:
         tasks = list(self._queued.values())
@@ -258,7 +327,7 @@ class Reconciler:
     async def reconcile(self, namespace: str, name: str, *, fresh: Mapping[str, Any] | None = None) -> None:
         """One pass, now. `fresh`: the object as the event that asked for the pass carried it; a new
         SttServer (no status yet) is then built from it without reading anything first."""
-        async with self._locks.setdefault((namespace, name), asyncio.Lock()), self._turns:
+        async with self._locks.setdefault((namespace, name), asyncio.Lock()), self._turn():
             await self._reconcile_locked(namespace, name, fresh=fresh)
 
     async def _reconcile_locked(self, namespace: str, name: str, *, fresh: Mapping[str, Any] | None = None) -> None:
@@ -269,13 +338,15 @@ class Reconciler:
         """The SttServer is gone: drop what was kept about it."""
         key = (namespace, name)
         self._known.pop(key, None)
+        self._invalid.pop(key, None)
+        self._fresh.pop(key, None)
         lock = self._locks.get(key)
         if lock is not None and not lock.locked() and key not in self._queued:
             self._locks.pop(key, None)
 
     async def unchanged(self, namespace: str, name: str) -> bool:
         """True when the object and its children are as the last clean pass left them."""
-        async with self._locks.setdefault((namespace, name), asyncio.Lock()), self._turns:
+        async with self._locks.setdefault((namespace, name), asyncio.Lock()), self._turn():
             return await self._unchanged(namespace, name)
 
     async def _unchanged(self, namespace: str, name: str) -> bool:
@@ -346,6 +417,7 @@ class Reconciler:
         try:
             spec = parse_spec(body)
         except SpecError as exc:
+            self._invalid[namespace, name] = _identity(body)
             # Children stay as they are; status still reports what they really do.
             await self._publish_status(body, status.Observed(
                 generation=body["metadata"].get("generation", 1),
@@ -416,10 +488,11 @@ class Reconciler:
         await self._publish_status(body, observed)
         if apply_error is not None:
             raise apply_error
+        self._invalid.pop((namespace, name), None)
         if not deleted:  # after a deletion the listing is out of date: the next resync does a full pass
-            meta = body["metadata"]
+            generation, labels = _identity(body)
             self._known[namespace, name] = Known(
-                generation=meta.get("generation"), labels=tuple(sorted((meta.get("labels") or {}).items())),
+                generation=generation, labels=labels,
                 apis=apis, children={(c["kind"], c["metadata"]["name"]): ChildVersion.of(c) for c in owned},
                 observed=dataclasses.replace(observed, deployment=_slim_deployment(deployment),
                                              service=_slim_service(service)))

@@ -3,7 +3,7 @@
 The CRD schema and its CEL rules reject most bad manifests at admission, but an object can still
 arrive unchecked (an older CRD, a test server without validation, a hand-made body), so every rule
 the builders rely on is checked again here. A violation raises `SpecError(field, message)`; the
-handler turns it into a `Degraded` condition and `kopf.PermanentError`.
+reconciler turns it into a `Degraded` condition and a Warning Event, and waits for the next spec.
 """
 
 from __future__ import annotations

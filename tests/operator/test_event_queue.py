@@ -54,3 +54,23 @@ async def test_past_its_limit_the_queue_drops_new_events_and_close_stops_the_wor
     assert queue.dropped == 7  # three wait (the worker has not run yet), the rest are dropped
     await queue.close(timeout=0.05)  # the API never answers: close gives up after its timeout
     assert api.posted == [] and queue.dropped == 7
+
+
+async def test_events_wait_while_the_reconciler_writes_children_but_not_for_ever() -> None:
+    api = SlowApi()
+    api.release.set()
+    quiet = asyncio.Event()  # clear: a pass is writing children
+    queue = EventQueue(api, quiet=quiet, quiet_wait_sec=30)  # type: ignore[arg-type]
+    queue.post(OWNER, type_="Normal", reason="CreatedService", message="m0")
+    await asyncio.sleep(0.05)
+    assert api.posted == []
+    quiet.set()
+    await asyncio.wait_for(queue.flush(), 5)
+    assert api.posted == ["m0"]
+    await queue.close()
+
+    busy = EventQueue(api, quiet=asyncio.Event(), quiet_wait_sec=0.05)  # type: ignore[arg-type]
+    busy.post(OWNER, type_="Normal", reason="CreatedService", message="m1")
+    await asyncio.wait_for(busy.flush(), 5)  # never quiet: posted once the wait runs out
+    assert api.posted == ["m0", "m1"]
+    await busy.close()

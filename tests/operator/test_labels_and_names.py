@@ -1,5 +1,6 @@
 """Names and labels a child cannot carry: refused at admission where the CRD can say so, and otherwise
-a Degraded condition, a Warning Event and kopf.PermanentError before any child is written.
+a Degraded condition, a Warning Event and a WARNING log line before any child is written, and no
+retry until the spec changes.
 
 Objects made before the CRD's name rule existed cannot be made now (the rule refuses them), so the
 reconciler is tested against a recording fake API that holds such an object; the label rules are
@@ -8,14 +9,14 @@ also tested against the real API server.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
+import logging
 from typing import Any
 
-import kopf
 import pytest
 from local_cluster import LocalCluster
-from stt_operator import handlers
 from stt_operator.autoscaling.credentials import Credentials
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi
 from stt_operator.label_syntax import label_key_problem, label_value_problem
@@ -62,6 +63,13 @@ def test_parse_spec_names_the_bad_label(spec: dict[str, Any], field: str, words:
     assert caught.value.field == field and words in caught.value.message
 
 
+async def settle(reconciler: Reconciler) -> None:
+    """Until the background passes asked for so far, and their Events, are done."""
+    async with asyncio.timeout(5):
+        await asyncio.gather(*reconciler._queued.values())
+        await reconciler.events.flush()
+
+
 class RecordingApi(KubeApi):
     """An API server holding one SttServer; every other object is missing. Records each request."""
 
@@ -88,14 +96,18 @@ class RecordingApi(KubeApi):
     (server("stt", monitoring={"serviceMonitor": {"labels": {"team/": "x"}}}), "spec.monitoring.serviceMonitor"),
 ])
 async def test_an_object_no_child_can_be_made_for_is_degraded_before_any_child_is_written(
-        body: dict[str, Any], field: str) -> None:
+        body: dict[str, Any], field: str, caplog: pytest.LogCaptureFixture) -> None:
     api = RecordingApi(body)
     name = body["metadata"]["name"]
     reconciler = Reconciler(api)
-    with pytest.raises(kopf.PermanentError, match=field.replace(".", r"\.")):
-        await handlers.reconcile_server(name=name, namespace=NAMESPACE, memo={"reconciler": reconciler}, retry=0)
-    await reconciler.events.flush()  # Events are posted in the background (events.EventQueue)
+    with caplog.at_level(logging.WARNING, logger="stt_operator.reconciler"):
+        reconciler.server_changed(NAMESPACE, name, body)  # its watch event, as handlers.server_event hands it
+        await settle(reconciler)
+    assert any(field in r.getMessage() and "invalid spec" in r.getMessage() for r in caplog.records)
     writes = api.writes()
+    reconciler.server_changed(NAMESPACE, name, body)  # the same spec again (our status write's event)
+    await settle(reconciler)
+    assert api.writes() == writes, "an unchanged invalid spec is not tried again"
     status_patches = [b for m, p, b in writes if m == "PATCH" and p == server_path(NAMESPACE, name, subresource="status")]
     events = [b for m, p, b in writes if m == "POST" and p.endswith("/events")]
     assert len(writes) == len(status_patches) + len(events), f"a child was written: {json.dumps(writes)[:800]}"

@@ -233,3 +233,61 @@ async def test_drift_and_deletion_of_a_child_still_get_a_full_pass() -> None:
     reconciler.child_changed(NS, "a", gone, deleted=True)
     await settle(reconciler)
     assert api.objects[f"{CONFIGMAPS}/a"]["data"] == wanted
+
+
+async def test_server_events_run_a_pass_only_when_the_spec_or_labels_moved() -> None:
+    api = MemoryApi()
+    add_server(api)
+    reconciler = Reconciler(api)  # type: ignore[arg-type]
+    reconciler.server_changed(NS, "a", copy.deepcopy(api.objects[server_path(NS, "a")]))  # its ADDED event
+    await settle(reconciler)
+    assert ("GET", server_path(NS, "a")) not in api.calls  # built from the event's body
+    assert f"{DEPLOYMENTS}/a" in api.objects
+
+    # The MODIFIED event of our own status write: same generation and labels, nothing to do.
+    api.calls.clear()
+    reconciler.server_changed(NS, "a", copy.deepcopy(api.objects[server_path(NS, "a")]))
+    assert not reconciler._queued
+    await settle(reconciler)
+    assert api.calls == []
+
+    # A new spec (the API server moves the generation) and new labels: a full pass each.
+    for change in ({"spec": {"replicas": 2}}, {"metadata": {"labels": {"team": "x"}}}):
+        server = api.objects[server_path(NS, "a")]
+        server["spec"].update(change.get("spec", {}))
+        server["metadata"].setdefault("labels", {}).update(change.get("metadata", {}).get("labels", {}))
+        server["metadata"]["generation"] += "spec" in change
+        api._stamp(server)
+        reconciler.server_changed(NS, "a", copy.deepcopy(server))
+        await settle(reconciler)
+    assert api.objects[f"{DEPLOYMENTS}/a"]["spec"]["replicas"] == 2
+    assert api.objects[f"{DEPLOYMENTS}/a"]["metadata"]["labels"]["team"] == "x"
+
+    # Being deleted: the garbage collector takes the children, no pass.
+    api.calls.clear()
+    going = copy.deepcopy(api.objects[server_path(NS, "a")])
+    going["metadata"]["deletionTimestamp"] = "2026-12-03T00:00:00Z"
+    going["metadata"]["generation"] += 1
+    reconciler.server_changed(NS, "a", going)
+    await settle(reconciler)
+    assert api.calls == []
+
+
+async def test_a_deployments_status_steps_within_the_delay_share_one_refresh() -> None:
+    api = MemoryApi()
+    add_server(api)
+    reconciler = Reconciler(api, status_refresh_delay_sec=0.2)  # type: ignore[arg-type]
+    await reconciler.reconcile(NS, "a")
+    await settle(reconciler)
+    api.calls.clear()
+    deployment = api.objects[f"{DEPLOYMENTS}/a"]
+    for step in ({"observedGeneration": deployment["metadata"]["generation"]},
+                 {"replicas": 1, "updatedReplicas": 1}, {"readyReplicas": 1, "availableReplicas": 1}):
+        deployment["status"] = {**deployment.get("status", {}), **step}
+        api._stamp(deployment)
+        reconciler.child_changed(NS, "a", child(api, DEPLOYMENTS))
+    assert api.calls == []  # nothing before the delay
+    await settle(reconciler)
+    assert api.calls.count(("GET", server_path(NS, "a"))) == 1
+    assert api.calls.count(("PATCH", f"{server_path(NS, 'a')}/status")) == 1
+    assert api.objects[server_path(NS, "a")]["status"]["readyReplicas"] == 1
