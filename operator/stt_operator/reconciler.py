@@ -12,16 +12,9 @@ reading first when the SttServer is new. After a clean pass it remembers what it
 the object's generation and labels, the monitoring APIs, every owned child's resourceVersion,
 generation and our labels, and the status inputs.
 
-That record decides what a watch event costs. The SttServer's own (`server_changed`): a full pass
-when its generation or labels differ from the record (or there is none), nothing otherwise (our
-status writes). A child's (`child_changed`):
-
-- the version we wrote or read ourselves (the ADDED event of a child we just created): nothing;
-- only the child's status moved (same generation, same labels and apply record, as when the
-  Deployment controller reports its replicas): for a Deployment, a status refresh a second later
-  (one GET of the SttServer and a status PATCH when the numbers changed; the controller's next
-  steps within that second share it), for other kinds nothing;
-- anything else (drift, a deletion, a child we do not know): a full pass.
+That record decides what a watch event costs (pass_record.py): nothing for our own writes, a
+status refresh a second later for a Deployment whose status alone moved (the controller's next
+steps within that second share it), a full pass for a new spec, drift or a deletion.
 
 Events that arrive while a pass runs are judged when it has finished, against what it left. The
 safety-net resync asks for a checked pass (`request(..., check_first=True)`): it lists the
@@ -37,8 +30,7 @@ import dataclasses
 import datetime
 import logging
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, cast
 
 import aiohttp
 import kopf
@@ -47,9 +39,21 @@ from stt_operator import events, status
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, resource_path
 from stt_operator.builders import build_children
 from stt_operator.crd import GROUP, PLURAL, VERSION
+from stt_operator.pass_record import (
+    Cause,
+    ChildEvent,
+    ChildVersion,
+    Known,
+    ServerEvent,
+    Verdict,
+    absorb,
+    identity,
+    slim_deployment,
+    slim_service,
+    verdict,
+)
 from stt_operator.reconcile import (
     CHILD_KINDS,
-    LAST_APPLIED,
     Applied,
     apply_child,
     desired_replicas,
@@ -79,74 +83,6 @@ STATUS_REFRESH_DELAY_SEC: Final = 1.0
 DISCOVERY_TTL_SEC: Final = 5.0
 
 Key = tuple[str, str]
-ChildKey = tuple[str, str]  # (kind, name)
-Verdict = Literal["none", "status", "full"]
-
-
-@dataclass(frozen=True)
-class ChildVersion:
-    """What a watch event of one child is compared by."""
-
-    resource_version: str | None
-    generation: int | None  # None for kinds without one (ConfigMap, Service): every change counts
-    labels: tuple[tuple[str, str], ...]
-    last_applied: int | None  # hash of our apply record (reconcile.LAST_APPLIED), not the record itself
-    owners: tuple[str, ...]
-
-    @classmethod
-    def of(cls, obj: Mapping[str, Any]) -> ChildVersion:
-        meta = obj.get("metadata") or {}
-        generation = meta.get("generation")
-        return cls(resource_version=meta.get("resourceVersion"),
-                   generation=None if generation is None else int(generation),
-                   labels=tuple(sorted((meta.get("labels") or {}).items())),
-                   last_applied=_hash_or_none((meta.get("annotations") or {}).get(LAST_APPLIED)),
-                   owners=tuple(sorted(str(r.get("uid")) for r in meta.get("ownerReferences") or ())))
-
-    def only_status_moved_since(self, before: ChildVersion) -> bool:
-        """Same spec (generation), labels, apply record and owners: a controller wrote its status."""
-        return (self.generation is not None and self.generation == before.generation
-                and self.labels == before.labels and self.last_applied == before.last_applied
-                and self.owners == before.owners)
-
-
-@dataclass
-class Known:
-    """What the last clean pass of one SttServer left, kept current by the events it explains."""
-
-    generation: object
-    labels: tuple[tuple[str, str], ...]
-    apis: frozenset[str]
-    children: dict[ChildKey, ChildVersion]
-    observed: status.Observed  # the status inputs, so a Deployment's new status needs no full pass
-
-    def same_object(self, body: Mapping[str, Any], apis: frozenset[str]) -> bool:
-        return apis == self.apis and _identity(body) == (self.generation, self.labels)
-
-
-@dataclass(frozen=True)
-class ChildEvent:
-    kind: str
-    name: str
-    version: ChildVersion
-    body: Mapping[str, Any]
-    deleted: bool = False
-
-
-@dataclass(frozen=True)
-class ServerEvent:
-    """A watch event of the SttServer itself: what its generation and labels were."""
-
-    identity: tuple[object, tuple[tuple[str, str], ...]]  # (generation, sorted labels): `_identity`
-
-
-Cause = ChildEvent | ServerEvent
-
-
-def _identity(body: Mapping[str, Any]) -> tuple[object, tuple[tuple[str, str], ...]]:
-    """What a pass depends on besides the children: the spec (by generation) and the labels."""
-    meta = body.get("metadata") or {}
-    return meta.get("generation"), tuple(sorted((meta.get("labels") or {}).items()))
 
 
 def server_path(namespace: str, name: str | None = None, *, subresource: str | None = None) -> str:
@@ -217,13 +153,16 @@ class Reconciler:
         if (body.get("metadata") or {}).get("deletionTimestamp"):
             return  # going: the garbage collector removes the children
         self._fresh[namespace, name] = body
-        self._cause(namespace, name, ServerEvent(identity=_identity(body)))
+        self._cause(namespace, name, ServerEvent(identity=identity(body)))
 
     def child_changed(self, namespace: str, owner: str, body: Mapping[str, Any], *, deleted: bool = False) -> None:
         """A watch event of one of `owner`'s children: queue what it needs (often nothing)."""
         meta = body.get("metadata") or {}
-        self._cause(namespace, owner, ChildEvent(kind=str(body.get("kind")), name=str(meta.get("name")),
-                                                 version=ChildVersion.of(body), body=body, deleted=deleted))
+        kind = str(body.get("kind"))
+        # Only a Deployment's status is kept (for a status refresh): not the whole object while it waits.
+        kept = (slim_deployment(body) or {}) if kind == "Deployment" else {}
+        self._cause(namespace, owner, ChildEvent(kind=kind, name=str(meta.get("name")),
+                                                 version=ChildVersion.of(body), body=kept, deleted=deleted))
 
     def _cause(self, namespace: str, name: str, event: Cause) -> None:
         key = (namespace, name)
@@ -242,37 +181,13 @@ class Reconciler:
 
     def verdict(self, key: Key, events: list[Cause]) -> Verdict:
         """What `events` need, against what the last clean pass left."""
-        known = self._known.get(key)
-        result: Verdict = "none"
-        for event in events:
-            if isinstance(event, ServerEvent):
-                if known is None and self._invalid.get(key) == event.identity:
-                    continue  # the spec that failed to parse: nothing new to try until it changes
-                if known is None or event.identity != (known.generation, known.labels):
-                    return "full"
-                continue
-            before = None if known is None else known.children.get((event.kind, event.name))
-            if event.deleted or before is None:
-                return "full"
-            if event.version.resource_version == before.resource_version:
-                continue  # our own write, or what our pass read
-            if not event.version.only_status_moved_since(before):
-                return "full"
-            if event.kind == "Deployment":
-                result = "status"
-        return result
+        return verdict(self._known.get(key), events, invalid=self._invalid.get(key))
 
     def _absorb(self, key: Key, events: list[Cause]) -> None:
         """Remember the versions of child events that needed no full pass (the resync compares them)."""
         known = self._known.get(key)
-        if known is None:
-            return
-        for event in events:
-            if isinstance(event, ServerEvent):
-                continue
-            known.children[event.kind, event.name] = event.version
-            if event.kind == "Deployment":
-                known.observed = dataclasses.replace(known.observed, deployment=_slim_deployment(event.body))
+        if known is not None:
+            absorb(known, events)
 
     async def _background(self, key: Key, *, delay: float, attempt: int) -> None:
         await asyncio.sleep(delay)
@@ -417,7 +332,7 @@ class Reconciler:
         try:
             spec = parse_spec(body)
         except SpecError as exc:
-            self._invalid[namespace, name] = _identity(body)
+            self._invalid[namespace, name] = identity(body)
             # Children stay as they are; status still reports what they really do.
             await self._publish_status(body, status.Observed(
                 generation=body["metadata"].get("generation", 1),
@@ -490,12 +405,12 @@ class Reconciler:
             raise apply_error
         self._invalid.pop((namespace, name), None)
         if not deleted:  # after a deletion the listing is out of date: the next resync does a full pass
-            generation, labels = _identity(body)
+            generation, labels = identity(body)
             self._known[namespace, name] = Known(
                 generation=generation, labels=labels,
                 apis=apis, children={(c["kind"], c["metadata"]["name"]): ChildVersion.of(c) for c in owned},
-                observed=dataclasses.replace(observed, deployment=_slim_deployment(deployment),
-                                             service=_slim_service(service)))
+                observed=dataclasses.replace(observed, deployment=slim_deployment(deployment),
+                                             service=slim_service(service)))
 
     async def _publish_status(self, body: Mapping[str, Any], observed: status.Observed) -> None:
         """Write status when it changed (status_writer: precondition, re-read on 409) and post transitions."""
@@ -505,27 +420,6 @@ class Reconciler:
             return
         for type_, reason, message in events.transition_events(written.before, written.after):
             self.events.post(written.body, type_=type_, reason=reason, message=message)
-
-
-def _hash_or_none(value: object) -> int | None:
-    return None if value is None else hash(str(value))
-
-
-def _slim_deployment(deployment: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The parts of a Deployment status.py reads: a record per SttServer stays small."""
-    if deployment is None:
-        return None
-    return {"metadata": {"generation": (deployment.get("metadata") or {}).get("generation")},
-            "status": deployment.get("status") or {}}
-
-
-def _slim_service(service: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if service is None:
-        return None
-    meta = service.get("metadata") or {}
-    spec = service.get("spec") or {}
-    return {"metadata": {"name": meta.get("name"), "namespace": meta.get("namespace")},
-            "spec": {"type": spec.get("type"), "ports": spec.get("ports") or []}}
 
 
 def _child_kinds(apis: frozenset[str]) -> dict[str, tuple[str, str]]:
