@@ -10,9 +10,9 @@
   kopf, and each event goes to `Reconciler.child_changed`, which tells our own writes (nothing to
   do) and a controller's status update (a status refresh) from drift and deletions (a pass of
   their owner).
-- One resync loop re-checks every SttServer each RESYNC_SEC, spread over the period (a safety net
-  for missed events): the object and its children are listed, and a full pass runs only when
-  they changed since the last clean pass (reconciler.py).
+- One resync loop re-checks the whole fleet each RESYNC_SEC (a safety net for missed events): a
+  LIST per kind and namespace, compared with the reconciler's records, and a full pass only for
+  the SttServers whose object or children moved since their last clean pass (resync.py).
 - Every SttServer event also goes to the autoscaler's shared scrape loop (autoscaling/timer.py
   registers its own event handler).
 
@@ -44,6 +44,7 @@ from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env, own_
 from stt_operator.child_watch import Scope, watch_children
 from stt_operator.crd import GROUP, KIND, PLURAL, VERSION
 from stt_operator.reconciler import Reconciler
+from stt_operator.resync import resync_loop
 
 RESYNC_SEC: Final = float(os.environ.get("STT_OPERATOR_RESYNC_SEC", "30"))
 # Whole seconds: kopf sends it as `timeoutSeconds`, which kube-apiserver parses as an integer ("60.0" is a 400).
@@ -58,7 +59,6 @@ API_IN_FLIGHT: Final = 32
 API_TIMEOUT_SEC: Final = 30.0
 
 logger = logging.getLogger(__name__)
-RESYNC_LOG_LINE: Final = "resync round:"  # logged at INFO once per round that has SttServers (tests count it)
 # The namespaces served (`stt-operator run --namespace`, set by cli.py before kopf starts): the child
 # watches follow them as kopf's SttServer watch does.
 SCOPE: Scope = Scope()
@@ -100,26 +100,11 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     await api.__aenter__()
     memo["api"] = api
     reconciler = memo["reconciler"] = Reconciler(api, operator_namespace=own_namespace())
-    memo["servers"] = set()  # (namespace, name) of every SttServer seen and not deleted
     memo["tasks"] = [
-        asyncio.create_task(resync_loop(reconciler, memo["servers"]), name="stt-operator resync"),
+        asyncio.create_task(resync_loop(reconciler, scope=SCOPE, period=RESYNC_SEC), name="stt-operator resync"),
         asyncio.create_task(watch_children(api, scope=SCOPE, on_event=lambda type_, obj: child_event(
             reconciler, type_, obj), timeout_sec=WATCH_TIMEOUT_SEC), name="stt-operator child watches"),
         asyncio.create_task(heap.trim_every(), name="stt-operator heap trim")]
-
-
-async def resync_loop(reconciler: Reconciler, servers: set[tuple[str, str]], *, period: float = RESYNC_SEC) -> None:
-    """Every `period`, ask for a checked pass of each SttServer, spread evenly over the period."""
-    while True:
-        keys = sorted(servers)
-        if not keys:
-            await asyncio.sleep(period)
-            continue
-        for key in keys:
-            if key in servers:
-                reconciler.request(*key, check_first=True)
-            await asyncio.sleep(period / len(keys))
-        logger.info("%s asked for a checked pass of %d SttServer(s)", RESYNC_LOG_LINE, len(keys))
 
 
 @kopf.on.cleanup()
@@ -152,12 +137,10 @@ def child_event(reconciler: Reconciler, type_: str, body: Mapping[str, Any]) -> 
 @kopf.on.event(GROUP, VERSION, PLURAL, id="reconcile")
 async def server_event(type: str | None, body: kopf.Body, name: str, namespace: str | None, memo: Any,
                        **_: Any) -> None:
-    """Every SttServer event (the initial listing too): the resync loop's set, and a pass when needed."""
+    """Every SttServer event (the initial listing too): a pass when needed; forget the deleted."""
     if namespace is None or "reconciler" not in memo:
         return
     if type == "DELETED":
-        memo["servers"].discard((namespace, name))
         memo["reconciler"].forget(namespace, name)
     else:
-        memo["servers"].add((namespace, name))
         memo["reconciler"].server_changed(namespace, name, dict(body))

@@ -17,9 +17,8 @@ status refresh a second later for a Deployment whose status alone moved (the con
 steps within that second share it), a full pass for a new spec, drift or a deletion.
 
 Events that arrive while a pass runs are judged when it has finished, against what it left. The
-safety-net resync asks for a checked pass (`request(..., check_first=True)`): it lists the
-children and runs the full pass only when the record no longer matches (an event was missed), so
-an unchanged fleet costs the resync a few LISTs per object and no builds.
+safety-net resync (resync.py) lists the fleet and asks `in_record` for each SttServer; only those
+no longer as recorded get a full pass.
 """
 
 from __future__ import annotations
@@ -118,7 +117,6 @@ class Reconciler:
         self.operator_namespace = operator_namespace  # the NetworkPolicy lets this namespace scrape
         self._locks: dict[Key, asyncio.Lock] = {}
         self._queued: dict[Key, asyncio.Task[None]] = {}
-        self._check_only: dict[Key, bool] = {}  # the queued pass may stop when the record holds
         # Events behind a queued pass; None: the pass runs whatever they say (a retry, the resync).
         self._causes: dict[Key, list[Cause] | None] = {}
         self._fresh: dict[Key, Mapping[str, Any]] = {}  # the SttServer as its latest event carried it
@@ -129,10 +127,9 @@ class Reconciler:
     # ---- scheduling --------------------------------------------------------------------------
 
     def request(self, namespace: str, name: str, *, delay: float = 0.0, attempt: int = 0,
-                check_first: bool = False, cause: Cause | None = None) -> None:
+                cause: Cause | None = None) -> None:
         """Ask for a background pass; collapses with one already waiting for the same object.
 
-        `check_first`: skip the pass when nothing changed since the last clean one (the resync).
         `cause`: the watch event behind the request; the pass then does only what the events
         waiting for it need (`verdict`), judged when it starts.
         """
@@ -141,9 +138,7 @@ class Reconciler:
         causes = self._causes.get(key) if waiting else []
         self._causes[key] = None if cause is None or causes is None else [*causes, cause]
         if waiting:
-            self._check_only[key] = self._check_only.get(key, False) and check_first
             return
-        self._check_only[key] = check_first
         self._queued[key] = asyncio.create_task(self._background(key, delay=delay, attempt=attempt))
 
     def server_changed(self, namespace: str, name: str, body: Mapping[str, Any]) -> None:
@@ -192,7 +187,6 @@ class Reconciler:
     async def _background(self, key: Key, *, delay: float, attempt: int) -> None:
         await asyncio.sleep(delay)
         self._queued.pop(key, None)  # from here on, a new request queues another pass
-        check_first = self._check_only.pop(key, False)
         causes = self._causes.pop(key, None)
         try:
             async with self._locks.setdefault(key, asyncio.Lock()), self._turn():
@@ -204,8 +198,6 @@ class Reconciler:
                         if verdict == "status":
                             await self._refresh_status(*key)
                         return
-                if check_first and await self._unchanged(*key):
-                    return
                 await self._reconcile_locked(*key, fresh=fresh)
         except asyncio.CancelledError:
             raise
@@ -259,22 +251,20 @@ class Reconciler:
         if lock is not None and not lock.locked() and key not in self._queued:
             self._locks.pop(key, None)
 
-    async def unchanged(self, namespace: str, name: str) -> bool:
-        """True when the object and its children are as the last clean pass left them."""
-        async with self._locks.setdefault((namespace, name), asyncio.Lock()), self._turn():
-            return await self._unchanged(namespace, name)
-
-    async def _unchanged(self, namespace: str, name: str) -> bool:
-        known = self._known.get((namespace, name))
+    def in_record(self, key: Key, body: Mapping[str, Any], *, apis: frozenset[str],
+                  children: Mapping[tuple[str, str], str | None]) -> bool:
+        """True when `body` and its `children` ((kind, name) -> resourceVersion, as listed) are as
+        the last clean pass left them, or a pass for it is under way or waiting (it will leave a
+        new record), or it is the spec that failed to parse (nothing to try until it changes)."""
+        if body["metadata"].get("deletionTimestamp"):
+            return True  # going: the garbage collector removes the children
+        lock = self._locks.get(key)
+        if (lock is not None and lock.locked()) or (key in self._queued and not self._queued[key].done()):
+            return True
+        known = self._known.get(key)
         if known is None:
-            return False
-        body, (apis, _) = await asyncio.gather(self.api.get_or_none(server_path(namespace, name)),
-                                               self.monitoring_apis())
-        if body is None or body["metadata"].get("deletionTimestamp") or not known.same_object(body, apis):
-            return False
-        owned = await owned_children(self.api, owner_uid=body["metadata"]["uid"], namespace=namespace,
-                                     instance=name, kinds=_child_kinds(apis))
-        return {(c["kind"], c["metadata"]["name"]): c["metadata"].get("resourceVersion") for c in owned} == {
+            return self._invalid.get(key) == identity(body)
+        return known.same_object(body, apis) and dict(children) == {
             child: version.resource_version for child, version in known.children.items()}
 
     async def _refresh_status(self, namespace: str, name: str) -> None:
@@ -374,7 +364,7 @@ class Reconciler:
                 owned = [{**r.obj, "kind": r.kind} for r in results]
             else:
                 owned = await owned_children(self.api, owner_uid=body["metadata"]["uid"], namespace=namespace,
-                                             instance=name, kinds=_child_kinds(apis))
+                                             instance=name, kinds=child_kinds(apis))
             for stale in owned:
                 if (stale["kind"], stale["metadata"]["name"]) not in wanted:
                     api_version, plural = CHILD_KINDS[stale["kind"]]
@@ -422,7 +412,7 @@ class Reconciler:
             self.events.post(written.body, type_=type_, reason=reason, message=message)
 
 
-def _child_kinds(apis: frozenset[str]) -> dict[str, tuple[str, str]]:
+def child_kinds(apis: frozenset[str]) -> dict[str, tuple[str, str]]:
     return {k: v for k, v in CHILD_KINDS.items() if not v[0].startswith("monitoring.coreos.com/") or v[1] in apis}
 
 

@@ -1,5 +1,6 @@
 """The reconciler against an in-memory API: a new SttServer's children are created without reads,
-and the resync's checked pass does nothing while nothing changed, a full pass when something did."""
+and a resync round (one LIST per kind) does nothing while nothing changed, a full pass for each
+SttServer whose object or children moved."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from stt_operator.autoscaling.kubeapi import ApiError, matches_labels
-from stt_operator.reconciler import Reconciler, server_path
+from stt_operator.child_watch import Scope
+from stt_operator.reconciler import Reconciler, child_kinds, server_path
+from stt_operator.resync import resync_round
 from stt_operator.status_writer import apply_merge_patch
 
 NS = "ns"
@@ -111,35 +114,46 @@ async def test_a_new_server_from_its_event_is_built_without_any_read_and_its_chi
     assert ("GET", server_path(NS, "a")) in api.calls
 
 
-async def test_the_resync_check_skips_an_unchanged_server_and_repairs_a_changed_one() -> None:
+async def resync(reconciler: Reconciler) -> tuple[int, list[tuple[str, str]]]:
+    """One resync round over the namespace, then the passes it asked for."""
+    checked, stale = await resync_round(reconciler, scope=Scope((NS,)))
+    for key in stale:
+        reconciler.request(*key)
+    await settle(reconciler)
+    return checked, stale
+
+
+async def test_a_resync_round_lists_each_kind_once_and_repairs_only_what_moved() -> None:
     api = MemoryApi()
-    add_server(api)
+    for name in ("a", "b", "c"):
+        add_server(api, name)
     reconciler = Reconciler(api)  # type: ignore[arg-type]
-    await reconciler.reconcile(NS, "a")
-    await reconciler.reconcile(NS, "a")  # the pass after our own status write: the fingerprint is stable now
+    for name in ("a", "b", "c"):
+        await reconciler.reconcile(NS, name)
     await settle(reconciler)
 
     api.calls.clear()
-    reconciler.request(NS, "a", check_first=True)
-    await settle(reconciler)
+    assert await resync(reconciler) == (3, [])
     assert writes(api) == []
-    assert ("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/a") not in api.calls  # no full pass
+    assert all(verb == "LIST" for verb, path in api.calls if "/monitoring" not in path)  # no per-object reads
+    assert len([c for c in api.calls if c[0] == "LIST"]) == 1 + len(child_kinds(frozenset()))  # SttServers, each child kind
 
-    # A change whose event was missed: the check sees the new resourceVersion and repairs it.
-    configmap = f"/api/v1/namespaces/{NS}/configmaps/a"
+    # A change whose event was missed: the round sees the new resourceVersion and repairs it.
+    configmap = f"/api/v1/namespaces/{NS}/configmaps/b"
     wanted = copy.deepcopy(api.objects[configmap]["data"])
     api.objects[configmap]["data"] = {"config.yaml": "edited by hand"}
     api._stamp(api.objects[configmap])
-    reconciler.request(NS, "a", check_first=True)
-    await settle(reconciler)
+    assert await resync(reconciler) == (3, [(NS, "b")])
     assert api.objects[configmap]["data"] == wanted
 
-    # A full request while a checked one waits makes the waiting pass a full one.
-    api.calls.clear()
-    reconciler.request(NS, "a", check_first=True, delay=0.05)
-    reconciler.request(NS, "a")
-    await settle(reconciler)
-    assert ("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/a") in api.calls
+    # A deleted child and a spec change the watch never reported: both repaired.
+    del api.objects[f"{DEPLOYMENTS}/c"]
+    api.objects[server_path(NS, "a")]["spec"]["replicas"] = 2
+    api.objects[server_path(NS, "a")]["metadata"]["generation"] += 1
+    assert sorted((await resync(reconciler))[1]) == [(NS, "a"), (NS, "c")]
+    assert f"{DEPLOYMENTS}/c" in api.objects
+    assert api.objects[f"{DEPLOYMENTS}/a"]["spec"]["replicas"] == 2
+    assert await resync(reconciler) == (3, [])  # and then all is as recorded again
 
 
 def child(api: MemoryApi, kind_path: str, name: str = "a") -> dict[str, Any]:
@@ -200,9 +214,8 @@ async def test_a_deployment_status_update_refreshes_status_without_touching_chil
 
     # The resync afterwards finds everything as recorded: no full pass.
     api.calls.clear()
-    reconciler.request(NS, "a", check_first=True)
-    await settle(reconciler)
-    assert writes(api) == [] and ("GET", f"{DEPLOYMENTS}/a") not in api.calls
+    assert await resync(reconciler) == (1, [])
+    assert writes(api) == []
 
 
 async def test_drift_and_deletion_of_a_child_still_get_a_full_pass() -> None:

@@ -30,7 +30,7 @@ SAMPLES: Final = tuple(pathlib.Path(p) for p in os.environ.get("STT_TEST_SAMPLE_
     or (REPO / "crds" / "samples", REPO / "samples", REPO / "crds")
 PROMETHEUS_CRDS: Final = REPO / "tests" / "schemas" / "prometheus-operator"  # vendored, v0.93.0
 RESYNC_SEC: Final = 2
-RESYNC_LOG_LINE: Final = "resync round:"  # stt_operator.handlers.RESYNC_LOG_LINE, logged once per round
+RESYNC_LOG_LINE: Final = "resync round:"  # stt_operator.resync.RESYNC_LOG_LINE, logged once per round
 # More CPU than any node has: the scheduler leaves such pods Pending, so no process is started.
 UNPLACEABLE_CPU: Final = "500"
 T = TypeVar("T")
