@@ -42,6 +42,7 @@ from stt_operator.pass_record import (
     Cause,
     ChildEvent,
     ChildVersion,
+    Identity,
     Known,
     ServerEvent,
     Verdict,
@@ -121,7 +122,7 @@ class Reconciler:
         self._causes: dict[Key, list[Cause] | None] = {}
         self._fresh: dict[Key, Mapping[str, Any]] = {}  # the SttServer as its latest event carried it
         self._known: dict[Key, Known] = {}  # after each clean pass
-        self._invalid: dict[Key, tuple[object, tuple[tuple[str, str], ...]]] = {}  # `_identity` of a bad spec
+        self._invalid: dict[Key, Identity] = {}  # the spec that failed to parse, by `identity`
         self._discovery: tuple[float, asyncio.Future[tuple[frozenset[str], str | None]]] | None = None
 
     # ---- scheduling --------------------------------------------------------------------------
@@ -159,11 +160,14 @@ class Reconciler:
         self._cause(namespace, owner, ChildEvent(kind=kind, name=str(meta.get("name")),
                                                  version=ChildVersion.of(body), body=kept, deleted=deleted))
 
+    def _busy(self, key: Key) -> bool:
+        """A pass for `key` runs or waits: it will judge newer events and leave a new record."""
+        lock = self._locks.get(key)
+        return (lock is not None and lock.locked()) or (key in self._queued and not self._queued[key].done())
+
     def _cause(self, namespace: str, name: str, event: Cause) -> None:
         key = (namespace, name)
-        running = self._locks.get(key)
-        queued = key in self._queued and not self._queued[key].done()
-        if not (running and running.locked()) and not queued:
+        if not self._busy(key):
             verdict = self.verdict(key, [event])
             if verdict == "none":
                 self._absorb(key, [event])
@@ -258,8 +262,7 @@ class Reconciler:
         new record), or it is the spec that failed to parse (nothing to try until it changes)."""
         if body["metadata"].get("deletionTimestamp"):
             return True  # going: the garbage collector removes the children
-        lock = self._locks.get(key)
-        if (lock is not None and lock.locked()) or (key in self._queued and not self._queued[key].done()):
+        if self._busy(key):
             return True
         known = self._known.get(key)
         if known is None:
