@@ -42,7 +42,8 @@ import stt_operator.login  # noqa: F401 - registers kopf's login (in-cluster fro
 from stt_operator import heap
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env, own_namespace
 from stt_operator.child_watch import Scope, watch_children
-from stt_operator.crd import GROUP, KIND, PLURAL, VERSION
+from stt_operator.crd import GROUP, PLURAL, VERSION
+from stt_operator.reconcile import sttserver_owner
 from stt_operator.reconciler import Reconciler
 from stt_operator.resync import resync_loop
 
@@ -119,19 +120,11 @@ async def close(memo: Any, **_: Any) -> None:
         await memo["api"].__aexit__(None, None, None)
 
 
-def _owner_of(body: Mapping[str, Any]) -> str | None:
-    """The SttServer a child belongs to (by ownerReference, not just by label)."""
-    for ref in (body.get("metadata") or {}).get("ownerReferences") or ():
-        if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
-            return str(ref.get("name"))
-    return None
-
-
 def child_event(reconciler: Reconciler, type_: str, body: Mapping[str, Any]) -> None:
     """One watch event of a child (child_watch.py) to its owner's reconciler record."""
-    owner, namespace = _owner_of(body), (body.get("metadata") or {}).get("namespace")
+    owner, namespace = sttserver_owner(body), (body.get("metadata") or {}).get("namespace")
     if owner is not None and namespace is not None:
-        reconciler.child_changed(namespace, owner, body, deleted=type_ == "DELETED")
+        reconciler.child_changed(namespace, str(owner.get("name")), body, deleted=type_ == "DELETED")
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL, id="reconcile")

@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, resource_path
+from stt_operator.crd import GROUP, KIND
 
 LAST_APPLIED: Final = "sttfleet.io/last-applied"
 MANAGED_BY: Final = {"app.kubernetes.io/managed-by": "stt-operator"}
@@ -198,6 +199,14 @@ def _only_the_record_differs(patch: Mapping[str, Any]) -> bool:
     if set(patch) != {"metadata"} or set(patch["metadata"]) != {"annotations"}:
         return False
     return set(patch["metadata"]["annotations"]) == {LAST_APPLIED}
+
+
+def sttserver_owner(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The ownerReference of the SttServer `obj` belongs to (by reference, not just by label), or None."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("kind") == KIND and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
+            return ref  # type: ignore[no-any-return]
+    return None
 
 
 async def owned_children(api: KubeApi, *, owner_uid: str, namespace: str, instance: str,

@@ -17,8 +17,8 @@ from collections import defaultdict
 from typing import Final
 
 from stt_operator.child_watch import Scope
-from stt_operator.crd import KIND, PLURAL
-from stt_operator.reconcile import MANAGED_BY
+from stt_operator.crd import PLURAL
+from stt_operator.reconcile import MANAGED_BY, sttserver_owner
 from stt_operator.reconciler import API_VERSION, Key, Reconciler, child_kinds, is_transient
 
 logger = logging.getLogger(__name__)
@@ -60,9 +60,9 @@ async def resync_round(reconciler: Reconciler, *, scope: Scope) -> tuple[int, li
         for path in scope.paths(api_version, plural):  # one kind at a time: one listing in memory at once
             for child in await api.list(path, labels=MANAGED_BY):
                 meta = child["metadata"]
-                for ref in meta.get("ownerReferences") or ():
-                    if ref.get("kind") == KIND:
-                        owned[meta.get("namespace"), ref.get("uid")][kind, meta["name"]] = meta.get("resourceVersion")
+                owner = sttserver_owner(child)
+                if owner is not None:
+                    owned[meta.get("namespace"), str(owner.get("uid"))][kind, meta["name"]] = meta.get("resourceVersion")
     stale: list[Key] = []
     for server in servers:
         meta = server["metadata"]
