@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from stt_operator.autoscaling.kubeapi import ApiError, matches_labels
@@ -36,10 +36,13 @@ class MemoryApi:
         obj = self.objects.get(path)
         return copy.deepcopy(obj) if obj is not None else None
 
-    async def list(self, path: str, *, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    async def list(self, path: str, *, labels: Mapping[str, str] | None = None,
+                   keep: Callable[[dict[str, Any]], Any] | None = None) -> list[Any]:
         self.calls.append(("LIST", path))
-        return [copy.deepcopy(o) for p, o in self.objects.items()
-                if p.rsplit("/", 1)[0] == path and matches_labels(o, labels or {})]
+        listed = [copy.deepcopy(o) for p, o in self.objects.items()
+                  if p.rsplit("/", 1)[0] == path and matches_labels(o, labels or {})]
+        kept = listed if keep is None else [keep(o) for o in listed]
+        return [o for o in kept if o is not None]
 
     async def create(self, path: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         self.calls.append(("POST", path))

@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Self
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Final, Self
 
 import aiohttp
 
@@ -27,6 +27,7 @@ from stt_operator.autoscaling.credentials import (  # noqa: F401 - re-exported: 
 )
 
 logger = logging.getLogger(__name__)
+LIST_PAGE_SIZE: Final = 50  # objects per LIST request (`limit`); see `KubeApi.list`
 
 
 class ApiError(Exception):
@@ -130,12 +131,37 @@ class KubeApi:
                 return None
             raise
 
-    async def list(self, path: str, *, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-        """List objects; the label filter is also applied here, for servers that ignore `labelSelector`."""
-        params = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else None
-        body = await self.request("GET", path, params=params)
-        items = (body or {}).get("items") or []
-        return [item for item in items if not labels or matches_labels(item, labels)]
+    async def list(self, path: str, *, labels: Mapping[str, str] | None = None,
+                   keep: Callable[[dict[str, Any]], Any] | None = None, page_size: int = LIST_PAGE_SIZE) -> list[Any]:
+        """List objects, `page_size` at a time (`limit` and `continue`, as client-go's pager does).
+
+        `keep` turns each object into what the caller needs (None drops it) as soon as its page is
+        parsed: 200 Pods listed whole are 12 MB of Python objects at once, and the heap keeps the
+        peak. The label filter is also applied here, for servers that ignore `labelSelector`.
+        A continue token that expired (410) starts the listing again, once, in one request.
+        """
+        base = {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else {}
+        kept: list[Any] = []
+        params = {**base, "limit": str(page_size)}
+        while True:
+            try:
+                body = await self.request("GET", path, params=params) or {}
+            except ApiError as exc:
+                if exc.status == 410 and "continue" in params:
+                    # The token outlived etcd's compaction: start again unpaged, as client-go's pager does.
+                    kept, params = [], dict(base)
+                    continue
+                raise
+            for item in body.get("items") or ():
+                if labels and not matches_labels(item, labels):
+                    continue
+                wanted = item if keep is None else keep(item)
+                if wanted is not None:
+                    kept.append(wanted)
+            token = (body.get("metadata") or {}).get("continue")
+            if not token or "limit" not in params:
+                return kept
+            params = {**params, "continue": token}
 
     async def create(self, path: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         return await self.request("POST", path, body=obj)  # type: ignore[no-any-return]

@@ -30,7 +30,7 @@ import aiohttp
 from stt_operator.autoscaling.behavior import History
 from stt_operator.autoscaling.decision import Decision
 from stt_operator.autoscaling.kubeapi import ApiError, KubeApi, matches_labels, resource_path
-from stt_operator.autoscaling.scraper import pod_is_ready
+from stt_operator.autoscaling.scraper import pod_is_ready, slim_pod
 from stt_operator.builders.labels import APP_NAME, selector_labels
 from stt_operator.spec import SpecError, SttServerSpec, parse_spec
 
@@ -137,7 +137,7 @@ class ScrapeLoop:
         for namespace in sorted({key[0] for key in due}):
             try:
                 pods_by_namespace[namespace] = await self.api.list(resource_path("v1", "pods", namespace=namespace),
-                                                                   labels=SERVER_PODS)
+                                                                   labels=SERVER_PODS, keep=slim_pod)
             except asyncio.CancelledError:
                 raise
             except TRANSIENT as exc:

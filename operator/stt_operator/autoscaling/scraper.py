@@ -68,6 +68,20 @@ class ScrapeResult:
     unhealthy: tuple[UnhealthyPod, ...]
 
 
+def slim_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a Pod the autoscaler reads (`pod_targets`, `pod_is_ready`, the label selector,
+    scrape_loop's fingerprint), as `KubeApi.list(keep=...)`: a listed Pod is about 60 kB of Python
+    objects, mostly the parts below that are dropped."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    containers = (pod.get("spec") or {}).get("containers") or ()
+    return {
+        "metadata": {key: meta[key] for key in ("name", "namespace", "labels", "deletionTimestamp") if key in meta},
+        "spec": {"containers": [{"name": c.get("name"), "ports": c.get("ports") or []} for c in containers]},
+        "status": {key: status[key] for key in ("phase", "podIP", "conditions") if key in status},
+    }
+
+
 def pod_is_ready(pod: Mapping[str, Any]) -> bool:
     """Running with condition Ready=True, as the endpoints controller requires."""
     status = pod.get("status") or {}

@@ -34,7 +34,14 @@ from stt_operator.autoscaling.behavior import History, record_scale
 from stt_operator.autoscaling.decision import AutoscalingPolicy, Decision, decide
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env, resource_path
 from stt_operator.autoscaling.scrape_loop import DEFAULT_INTERVAL_SEC, Key, ScrapeLoop
-from stt_operator.autoscaling.scraper import ScrapeResult, ScrapeTls, pod_targets, scrape_pods, tls_context
+from stt_operator.autoscaling.scraper import (
+    ScrapeResult,
+    ScrapeTls,
+    pod_targets,
+    scrape_pods,
+    slim_pod,
+    tls_context,
+)
 from stt_operator.builders.labels import selector_labels
 from stt_operator.crd import GROUP, PLURAL, VERSION
 from stt_operator.events import post_event
@@ -202,7 +209,8 @@ async def autoscale_once(
     replicas = (deployment.get("spec") or {}).get("replicas")
     current = 1 if replicas is None else int(replicas)  # the API server defaults an unset count to 1
     if pods is None:
-        pods = await api.list(resource_path("v1", "pods", namespace=namespace), labels=selector_labels(spec))
+        pods = await api.list(resource_path("v1", "pods", namespace=namespace), labels=selector_labels(spec),
+                              keep=slim_pod)
     token = await read_control_token(api, deployment, namespace)
     tls = await control_plane_tls(api, spec)
     scrape = await scrape_pods(pod_targets(pods), token=token, tls=tls, timeout_sec=scrape_timeout_sec)

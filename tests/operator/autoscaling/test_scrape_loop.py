@@ -4,7 +4,7 @@ nothing changed, each SttServer at its own interval. No cluster: a fake API and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -39,12 +39,13 @@ class FakeApi:
         self.lists: list[str] = []
         self.fail: ApiError | None = None
 
-    async def list(self, path: str, *, labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    async def list(self, path: str, *, labels: Mapping[str, str] | None = None,
+                   keep: Callable[[dict[str, Any]], Any] | None = None) -> list[Any]:
         self.lists.append(path)
         if self.fail is not None:
             raise self.fail
         namespace = path.split("/namespaces/")[1].split("/")[0]
-        return [p for p in self.pods.get(namespace, [])
+        return [p if keep is None else keep(p) for p in self.pods.get(namespace, [])
                 if all(p["metadata"]["labels"].get(k) == v for k, v in (labels or {}).items())]
 
 
