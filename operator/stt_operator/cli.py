@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import kopf
 from aiohttp import web
 
+from stt_operator import heap
 from stt_operator.autoscaling.kubeapi import KubeApi, credentials_from_env
 
 
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(_release(args))
         return
     kopf.configure(debug=args.verbose, verbose=args.verbose)
+    heap.small_tls_read_buffers()  # before kopf or we open a connection
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     from stt_operator import handlers  # importing registers the handlers with kopf
     from stt_operator.child_watch import Scope
