@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp import web
-from stt_operator.autoscaling.kubeapi import Credentials, KubeApi
+from stt_operator.autoscaling.kubeapi import KubeApi
 from stt_operator.child_watch import SELECTOR, Scope, watch_kind
 from stt_operator.handlers import EVENT_HANDLERS_AT_DEBUG
 
@@ -51,26 +50,6 @@ class FakeApi:
         return response
 
 
-@pytest.fixture
-async def serve() -> AsyncIterator[Any]:
-    runners: list[web.AppRunner] = []
-
-    async def start(fake: FakeApi) -> KubeApi:
-        app = web.Application()
-        app.router.add_get(PATH, fake.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = runner.addresses[0][1]
-        return KubeApi(Credentials(server=f"http://127.0.0.1:{port}"))
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
 async def run_until(fake: FakeApi, api: KubeApi, *, scope: Scope = NS_SCOPE,
                     not_served_retry_sec: float = 30.0) -> list[tuple[str, str, str, str]]:
     seen: list[tuple[str, str, str, str]] = []
@@ -89,14 +68,14 @@ async def run_until(fake: FakeApi, api: KubeApi, *, scope: Scope = NS_SCOPE,
     return seen
 
 
-async def test_listed_then_watched_from_the_lists_version_with_the_kind_set(serve: Any) -> None:
+async def test_listed_then_watched_from_the_lists_version_with_the_kind_set(api_on_loopback: Any) -> None:
     fake = FakeApi(
         listings=[{"metadata": {"resourceVersion": "10"}, "items": [cm("a", "5")]}],
         watches=[[{"type": "ADDED", "object": {"kind": "ConfigMap", **cm("b", "11")}},
                   {"type": "BOOKMARK", "object": {"kind": "ConfigMap", "metadata": {"resourceVersion": "12"}}},
                   {"type": "MODIFIED", "object": {"kind": "ConfigMap", **cm("a", "13")}},
                   {"type": "DELETED", "object": {"kind": "ConfigMap", **cm("b", "14")}}]])
-    seen = await run_until(fake, await serve(fake))
+    seen = await run_until(fake, await api_on_loopback(PATH, fake.handle))
     assert seen == [("ADDED", "ConfigMap", "a", "5"), ("ADDED", "ConfigMap", "b", "11"),
                     ("MODIFIED", "ConfigMap", "a", "13"), ("DELETED", "ConfigMap", "b", "14")]
     watches = [r for r in fake.requests if r.get("watch") == "true"]
@@ -104,19 +83,19 @@ async def test_listed_then_watched_from_the_lists_version_with_the_kind_set(serv
     assert all(w["allowWatchBookmarks"] == "true" and w["timeoutSeconds"] == "60" for w in watches)
 
 
-async def test_a_410_lists_again_and_hands_over_what_the_new_list_holds(serve: Any) -> None:
+async def test_a_410_lists_again_and_hands_over_what_the_new_list_holds(api_on_loopback: Any) -> None:
     fake = FakeApi(
         listings=[{"metadata": {"resourceVersion": "10"}, "items": [cm("a", "5")]},
                   {"metadata": {"resourceVersion": "90"}, "items": [cm("a", "80"), cm("c", "85")]}],
         watches=[[{"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old resource version"}}]])
-    seen = await run_until(fake, await serve(fake))
+    seen = await run_until(fake, await api_on_loopback(PATH, fake.handle))
     assert seen == [("ADDED", "ConfigMap", "a", "5"), ("ADDED", "ConfigMap", "a", "80"), ("ADDED", "ConfigMap", "c", "85")]
     assert [r.get("resourceVersion") for r in fake.requests if r.get("watch") == "true"] == ["10", "90"]
 
 
-async def test_a_kind_not_served_is_looked_for_again_later(serve: Any) -> None:
+async def test_a_kind_not_served_is_looked_for_again_later(api_on_loopback: Any) -> None:
     fake = FakeApi(listings=[], watches=[])
-    api = await serve(fake)
+    api = await api_on_loopback(PATH, fake.handle)
 
     async def install_the_crd_soon() -> None:
         await asyncio.sleep(0.3)

@@ -6,12 +6,11 @@ And `slim_pod` keeps what the autoscaler reads of a Pod."""
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
-from stt_operator.autoscaling.kubeapi import ApiError, Credentials, KubeApi
+from stt_operator.autoscaling.kubeapi import ApiError
 from stt_operator.autoscaling.scrape_loop import pods_fingerprint
 from stt_operator.autoscaling.scraper import pod_is_ready, pod_targets, slim_pod
 from stt_operator.spec import parse_spec
@@ -45,25 +44,7 @@ class PagedApi:
                                   "metadata": {"continue": str(start + limit)} if more else {}})
 
 
-@pytest.fixture
-async def serve() -> AsyncIterator[Callable[[PagedApi], Any]]:
-    runners: list[web.AppRunner] = []
-
-    async def start(fake: PagedApi) -> KubeApi:
-        app = web.Application()
-        app.router.add_get(PATH, fake.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        return KubeApi(Credentials(server=f"http://127.0.0.1:{runner.addresses[0][1]}"))
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
-
-
-async def test_pages_are_followed_and_each_object_is_kept_as_its_page_comes(serve: Any) -> None:
+async def test_pages_are_followed_and_each_object_is_kept_as_its_page_comes(api_on_loopback: Any) -> None:
     fake = PagedApi([pod(i) for i in range(7)])
     seen_pages: list[int] = []
 
@@ -72,7 +53,7 @@ async def test_pages_are_followed_and_each_object_is_kept_as_its_page_comes(serv
         name = str(obj["metadata"]["name"])
         return None if name == "p03" else name.upper()
 
-    async with await serve(fake) as api:
+    async with await api_on_loopback(PATH, fake.handle) as api:
         kept = await api.list(PATH, keep=keep, page_size=3)
     assert kept == ["P00", "P01", "P02", "P04", "P05", "P06"]
     assert [r.get("limit") for r in fake.requests] == ["3", "3", "3"]
@@ -80,7 +61,7 @@ async def test_pages_are_followed_and_each_object_is_kept_as_its_page_comes(serv
     assert seen_pages == [1, 1, 1, 2, 2, 2, 3]
 
 
-async def test_the_label_filter_is_sent_and_applied_before_keep(serve: Any) -> None:
+async def test_the_label_filter_is_sent_and_applied_before_keep(api_on_loopback: Any) -> None:
     fake = PagedApi([pod(0), pod(1, app="other"), pod(2)])  # a server that ignores labelSelector
     kept_names: list[str] = []
 
@@ -88,24 +69,24 @@ async def test_the_label_filter_is_sent_and_applied_before_keep(serve: Any) -> N
         kept_names.append(obj["metadata"]["name"])
         return obj
 
-    async with await serve(fake) as api:
+    async with await api_on_loopback(PATH, fake.handle) as api:
         listed = await api.list(PATH, labels={"app": "stt-server"}, keep=keep, page_size=2)
     assert [p["metadata"]["name"] for p in listed] == ["p00", "p02"]
     assert kept_names == ["p00", "p02"]
     assert {r["labelSelector"] for r in fake.requests} == {"app=stt-server"}
 
 
-async def test_an_expired_continue_token_lists_again_in_one_request(serve: Any) -> None:
+async def test_an_expired_continue_token_lists_again_in_one_request(api_on_loopback: Any) -> None:
     fake = PagedApi([pod(i) for i in range(5)], expire_after=2)
-    async with await serve(fake) as api:
+    async with await api_on_loopback(PATH, fake.handle) as api:
         listed = await api.list(PATH, keep=lambda p: p["metadata"]["name"], page_size=2)
     assert listed == ["p00", "p01", "p02", "p03", "p04"]  # the first page is not kept twice
     assert [(r.get("limit"), r.get("continue")) for r in fake.requests] == [("2", None), ("2", "2"), (None, None)]
 
 
-async def test_a_second_410_is_raised(serve: Any) -> None:
+async def test_a_second_410_is_raised(api_on_loopback: Any) -> None:
     fake = PagedApi([pod(i) for i in range(3)], expire_after=0)  # even the first, unpaged request: 410
-    async with await serve(fake) as api:
+    async with await api_on_loopback(PATH, fake.handle) as api:
         with pytest.raises(ApiError) as raised:
             await api.list(PATH, page_size=10)
     assert raised.value.status == 410
