@@ -7,7 +7,7 @@ whether each SttServer and its children are still as its last clean pass left th
 a full pass. So an unchanged fleet of 200 SttServers costs about thirty requests a round (a few
 LISTs of four pages each), not a GET and a LIST per kind for each object; and the requests come in
 one short burst, so the client's idle connections close between rounds. Each listed object is
-reduced to what the comparison reads as soon as its page is parsed (`_identity`, `_version`).
+reduced to what the comparison reads as soon as its page is parsed (`_slim_server`, `_child_version`).
 """
 
 from __future__ import annotations
@@ -53,14 +53,14 @@ async def resync_round(reconciler: Reconciler, *, scope: Scope) -> tuple[int, li
     """(SttServers checked, those that need a full pass)."""
     api = reconciler.api
     apis, _ = await reconciler.monitoring_apis()
-    servers = [server for path in scope.paths(API_VERSION, PLURAL) for server in await api.list(path, keep=_identity)
+    servers = [server for path in scope.paths(API_VERSION, PLURAL) for server in await api.list(path, keep=_slim_server)
                if scope.admits(server["metadata"].get("namespace"))]
     if not servers:
         return 0, []
     owned: defaultdict[tuple[str, str], Versions] = defaultdict(dict)  # (namespace, owner uid) -> children
     for kind, (api_version, plural) in child_kinds(apis).items():
         for path in scope.paths(api_version, plural):  # each object reduced to its version as its page comes
-            for namespace, owner_uid, name, version in await api.list(path, labels=MANAGED_BY, keep=_version):
+            for namespace, owner_uid, name, version in await api.list(path, labels=MANAGED_BY, keep=_child_version):
                 owned[namespace, owner_uid][kind, name] = version
     stale: list[Key] = []
     for server in servers:
@@ -71,16 +71,16 @@ async def resync_round(reconciler: Reconciler, *, scope: Scope) -> tuple[int, li
     return len(servers), stale
 
 
-_IDENTITY_FIELDS: Final = ("name", "namespace", "uid", "generation", "labels", "deletionTimestamp")
+_SLIM_SERVER_FIELDS: Final = ("name", "namespace", "uid", "generation", "labels", "deletionTimestamp")
 
 
-def _identity(server: Mapping[str, Any]) -> dict[str, Any]:
+def _slim_server(server: Mapping[str, Any]) -> dict[str, Any]:
     """What `Reconciler.in_record` reads of a listed SttServer (its metadata without managedFields)."""
     meta = server.get("metadata") or {}
-    return {"metadata": {key: meta[key] for key in _IDENTITY_FIELDS if key in meta}}
+    return {"metadata": {key: meta[key] for key in _SLIM_SERVER_FIELDS if key in meta}}
 
 
-def _version(child: Mapping[str, Any]) -> tuple[str, str, str, str | None] | None:
+def _child_version(child: Mapping[str, Any]) -> tuple[str, str, str, str | None] | None:
     """(namespace, owner uid, name, resourceVersion) of a listed child; None when no SttServer owns it."""
     owner = sttserver_owner(child)
     if owner is None:
